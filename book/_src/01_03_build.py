@@ -1,0 +1,83 @@
+"""Build the notebooks of chapters 1-3 from their percent-format sources.
+
+Each source ``book/_src/0X_name.py`` is a plain Python file cut into cells by ``# %%`` lines
+(the "percent" format that Jupytext, VS Code and Spyder understand):
+
+* ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines start with ``# ``;
+* ``tags=["solution", "hide-cell"]`` after the marker sets the cell's tags.
+
+The script writes ``book/0X_name.ipynb`` without outputs; execute it afterwards, e.g.
+``FCN_TUTORIAL_PROFILE=quick jupyter nbconvert --to notebook --execute --inplace book/0X_name.ipynb``.
+
+Usage: ``python book/_src/01_03_build.py [01 02 03]`` (default: all three chapters).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+SOURCES = Path(__file__).resolve().parent
+BOOK = SOURCES.parent
+CHAPTERS = {
+    "01": "01_introduction",
+    "02": "02_classification_to_segmentation",
+    "03": "03_data",
+}
+MARKER = re.compile(r"^# %%(?P<markdown> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
+
+
+def _finish(kind: str, lines: list[str], tags: list[str]):
+    while lines and not lines[-1].strip():
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if kind == "markdown":
+        text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines)
+        cell = nbformat.v4.new_markdown_cell(text)
+    else:
+        cell = nbformat.v4.new_code_cell("\n".join(lines))
+    if tags:
+        cell.metadata["tags"] = tags
+    return cell
+
+
+def parse_percent(path: Path) -> list:
+    """Split a percent-format file into notebook cells."""
+    cells, kind, tags, lines = [], None, [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        match = MARKER.match(line)
+        if match is None and line.startswith("# %%"):
+            raise ValueError(f"{path}:{number}: cannot read the cell marker {line!r}")
+        if match:
+            if kind is not None:
+                cells.append(_finish(kind, lines, tags))
+            kind = "markdown" if match["markdown"] else "code"
+            tags = ast.literal_eval(match["tags"]) if match["tags"] else []
+            lines = []
+        elif kind is not None:
+            lines.append(line)
+    if kind is not None:
+        cells.append(_finish(kind, lines, tags))
+    return cells
+
+
+def build(key: str) -> Path:
+    name = CHAPTERS[key]
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = parse_percent(SOURCES / f"{name}.py")
+    notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    notebook.metadata["language_info"] = {"name": "python"}
+    target = BOOK / f"{name}.ipynb"
+    nbformat.validate(notebook)
+    nbformat.write(notebook, target)
+    return target
+
+
+if __name__ == "__main__":
+    for key in sys.argv[1:] or CHAPTERS:
+        print("wrote", build(key))
