@@ -1,0 +1,385 @@
+# Chapter 5, "Measuring segmentation": the percent-format source of book/05_measuring_segmentation.ipynb.
+# Build with `python book/_src/04_06_build.py 05`, then execute the notebook in place.
+
+# %% tags=["colab-setup"]
+# Set-up cell: written by scripts/setup_cell.py
+
+# %% [markdown]
+# # Measuring segmentation
+#
+# A segmentation network answers one question per pixel, so a single image yields hundreds of thousands of
+# answers. This chapter turns those answers into a few honest numbers. It is written for readers who know what
+# a confusion matrix is for an image classifier and want to see how the idea carries over to label maps.
+#
+# **Goals.** After this chapter you can
+#
+# * compute pixel accuracy and the Jaccard index (intersection over union) by hand from a confusion matrix,
+#   and check the numbers against `fcn_tutorial.metrics.ConfusionMatrix`;
+# * explain why pixel accuracy looks excellent for a model that never finds a polyp;
+# * tell the whole-split Jaccard from the average of per-image Jaccard, and say which one you report;
+# * keep void pixels out of every score with `ignore_index`.
+#
+# **Running this code.** Nothing here trains a network: the chapter runs in a few seconds on a laptop CPU.
+# The first cell installs the package when the notebook runs on Colab and does nothing elsewhere; the next one
+# shows the run-time profile (it matters only for [the training chapter](06_training.ipynb)).
+
+# %%
+from fcn_tutorial.profiles import current_profile
+
+profile = current_profile()
+profile
+
+# %%
+# %matplotlib inline
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
+
+from fcn_tutorial.metrics import ConfusionMatrix, PerImageJaccard
+
+plt.rcParams["figure.dpi"] = 100
+
+# %% [markdown]
+# ## A tiny label map, scored by hand
+#
+# Start with something small enough to count on paper: a $6 \times 8$ image with class 0 (background) and
+# class 1 (polyp). The *target* is what an expert drew; the *prediction* is what a network outputs after
+# taking the most likely class at every pixel.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+target = torch.zeros(6, 8, dtype=torch.int64)
+target[1, 3:5] = 1
+target[2:4, 2:6] = 1
+target[4, 3:5] = 1
+
+prediction = torch.zeros(6, 8, dtype=torch.int64)
+prediction[1, 4:6] = 1
+prediction[2:4, 3:7] = 1
+
+print("target             prediction")
+for target_row, prediction_row in zip(target.tolist(), prediction.tolist()):
+    print(" ".join(map(str, target_row)), "   ", " ".join(map(str, prediction_row)))
+
+# %% [markdown]
+# The prediction found the polyp but placed it one column too far to the right and missed its bottom row.
+# A picture makes the three kinds of mistake-or-not visible: hits (true positives), false alarms (false
+# positives) and misses (false negatives).
+
+# %%
+outcome = torch.zeros(6, 8, dtype=torch.int64)          # 0: background called background
+outcome[(target == 1) & (prediction == 1)] = 1          # true positive
+outcome[(target == 0) & (prediction == 1)] = 2          # false positive
+outcome[(target == 1) & (prediction == 0)] = 3          # false negative
+
+colours = ListedColormap(["#eeeeee", "#2a9d8f", "#e9c46a", "#e76f51"])
+fig, axes = plt.subplots(1, 3, figsize=(9, 2.4))
+axes[0].imshow(target, cmap="gray", vmin=0, vmax=1)
+axes[1].imshow(prediction, cmap="gray", vmin=0, vmax=1)
+axes[2].imshow(outcome, cmap=colours, vmin=0, vmax=3)
+for ax, title in zip(axes, ["target", "prediction", "outcome per pixel"]):
+    ax.set_title(title)
+    ax.set_axis_off()
+legend = [Patch(color=colours(i), label=name) for i, name in enumerate(["TN", "TP", "FP", "FN"])]
+axes[2].legend(handles=legend, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# Green pixels are hits, yellow ones false alarms, red ones misses, grey ones correctly rejected background.
+# Every score below is a way of weighing these colours against each other.
+#
+# ### The confusion matrix
+#
+# Count, for every pair (true class $t$, predicted class $p$), how many pixels fall into it. The result is a
+# $C \times C$ table, here $2 \times 2$, whose rows are the truth and whose columns are the prediction.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+n_classes = 2
+confusion = torch.zeros(n_classes, n_classes, dtype=torch.int64)
+for t in range(n_classes):
+    for p in range(n_classes):
+        confusion[t, p] = ((target == t) & (prediction == p)).sum()
+print(confusion)
+
+# %% [markdown]
+# Reading the table: 33 background pixels were called background, 3 background pixels were called polyp,
+# 5 polyp pixels were missed and 7 were found. Every score in this chapter is a function of this table.
+# (Looping over class pairs is fine for two classes; the package fills the table in one pass with
+# `torch.bincount` over the combined index $C \cdot t + p$.)
+#
+# ### Pixel accuracy and the Jaccard index
+#
+# *Pixel accuracy* is the share of pixels on the diagonal:
+#
+# $$
+# \text{accuracy} = \frac{\sum_c n_{cc}}{\sum_{t,p} n_{tp}}.
+# $$
+#
+# The *Jaccard index* of class $c$, also called intersection over union (IoU), compares the set of pixels
+# that *are* $c$ with the set of pixels *predicted* as $c$: the size of their intersection over the size of
+# their union,
+#
+# $$
+# J_c = \frac{|\,\text{true } c \cap \text{predicted } c\,|}{|\,\text{true } c \cup \text{predicted } c\,|}
+#     = \frac{\text{TP}_c}{\text{TP}_c + \text{FP}_c + \text{FN}_c},
+# $$
+#
+# where $\text{TP}_c = n_{cc}$ is the diagonal entry, $\text{FN}_c$ the rest of row $c$ and $\text{FP}_c$
+# the rest of column $c$. The *mean Jaccard* averages $J_c$ over the classes. True negatives never enter
+# $J_c$, and that is what makes it hard to flatter.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+true_positives = confusion.diag().double()
+false_negatives = confusion.sum(dim=1) - true_positives   # rest of each row
+false_positives = confusion.sum(dim=0) - true_positives   # rest of each column
+
+accuracy = true_positives.sum() / confusion.sum()
+jaccard = true_positives / (true_positives + false_positives + false_negatives)
+print(f"pixel accuracy      {accuracy:.4f}   (40 / 48)")
+print(f"Jaccard background  {jaccard[0]:.4f}   (33 / 41)")
+print(f"Jaccard polyp       {jaccard[1]:.4f}   (7 / 15)")
+print(f"mean Jaccard        {jaccard.mean():.4f}")
+
+# %% [markdown]
+# Five pixels in six are right, yet the predicted polyp and the real one overlap on less than half of their
+# union. The two numbers answer different questions: accuracy asks "how many pixels are right?", Jaccard asks
+# "how well does the predicted polyp coincide with the real one?".
+#
+# ### The same numbers from the package
+#
+# `ConfusionMatrix` accumulates the table over as many batches as you feed it (label maps `N x H x W`, or
+# logits `N x C x H x W` from which it takes the arg-max) and `compute()` returns every score at once. It
+# must agree with the hand count to the last digit.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+metric = ConfusionMatrix(n_classes=2, ignore_index=255)
+metric.update(prediction[None], target[None])       # a batch of one image
+scores = metric.compute()
+print(scores.confusion)
+print(f"pixel accuracy    {scores.pixel_accuracy:.4f}")
+print("Jaccard per class", [round(float(j), 4) for j in scores.jaccard])
+print(f"mean Jaccard      {scores.mean_jaccard:.4f}")
+print("Dice per class   ", [round(float(d), 4) for d in scores.dice])
+
+# %% [markdown]
+# The package agrees. It also reports the *Dice* coefficient,
+# $D_c = 2\,\text{TP}_c / (2\,\text{TP}_c + \text{FP}_c + \text{FN}_c)$, which is popular in medical imaging.
+# Dice and Jaccard carry the same information, $D = 2J / (1 + J)$ (check it: $2 \cdot 0.4667 / 1.4667 =
+# 0.6364$), so they always rank two models the same way. Just never compare a Dice from one paper with a
+# Jaccard from another.
+#
+# ## Why accuracy flatters a model that misses polyps
+#
+# On real colonoscopy frames the polyp usually covers a small part of the picture. Load the validation
+# frames of Kvasir-SEG (the data set of [the data chapter](03_data.ipynb)) and measure the share of polyp
+# pixels in each mask.
+
+# %%
+from fcn_tutorial.data import load_polyp_data
+
+data = load_polyp_data(split="valid")
+DATA_NOTE
+
+# %%
+masks = [data[i][1] for i in range(min(len(data), 100))]
+polyp_share = torch.tensor([(mask == 1).double().mean().item() for mask in masks])
+print(f"{len(masks)} validation masks; polyp share of the pixels: "
+      f"median {polyp_share.median():.3f}, mean {polyp_share.mean():.3f}, "
+      f"below 5% in {(polyp_share < 0.05).sum()} frames")
+
+# %% [markdown]
+# A typical frame is mostly background. Now score the laziest possible "model", one that calls every pixel
+# background, on these masks.
+
+# %%
+lazy = ConfusionMatrix(n_classes=2, ignore_index=255)
+for mask in masks:
+    lazy.update(torch.zeros_like(mask)[None], mask[None])
+lazy_scores = lazy.compute()
+print(f"all-background predictor: pixel accuracy {lazy_scores.pixel_accuracy:.3f}, "
+      f"Jaccard background {lazy_scores.jaccard[0]:.3f}, polyp {lazy_scores.jaccard[1]:.3f}, "
+      f"mean {lazy_scores.mean_jaccard:.3f}")
+
+# %% [markdown]
+# Well above 80% pixel accuracy without finding a single polyp. The polyp Jaccard is exactly zero: no
+# true positives at all. The mean Jaccard lands near 0.42, which is why this number, not accuracy, is the
+# one to beat. Keep this baseline in mind: in [the training chapter](06_training.ipynb) a trained network
+# must be clearly better than it. The frames with the smallest polyps show why such a lazy model can
+# look good on accuracy.
+
+# %%
+smallest = polyp_share.argsort()[:3].tolist()
+fig, axes = plt.subplots(1, 3, figsize=(10, 3))
+for ax, index in zip(axes, smallest):
+    image, mask = data[index]
+    ax.imshow(image.permute(1, 2, 0))
+    ax.contour(mask == 1, levels=[0.5], colors="yellow", linewidths=1.5)
+    ax.set_title(f"polyp share {polyp_share[index]:.3f}\nall-background accuracy {1 - polyp_share[index]:.3f}")
+    ax.set_axis_off()
+plt.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# On these frames (polyp outlined in yellow) predicting "no polyp" is right for well over 95% of the pixels,
+# and completely useless to the endoscopist.
+#
+# ## Whole-split versus per-image averaging
+#
+# There are two reasonable ways to summarise a split of many images:
+#
+# * **whole split**: add up one confusion matrix over every pixel of every image, then compute $J_c$ once.
+#   This is what `ConfusionMatrix` does, what the original 2017 tutorial reported and what the FCN paper calls
+#   mean IU;
+# * **per image**: compute $J_c$ for every image, then average the numbers. `PerImageJaccard` does this.
+#
+# The first weighs each image by its number of polyp pixels, the second weighs every image equally. They
+# differ most when a model does well on large polyps and badly on small ones. To see it, simulate a model with
+# a fixed localisation error: it outlines each real polyp but shifted by 25 pixels in a random direction, and
+# on one frame in ten it misses the polyp entirely.
+
+# %%
+generator = torch.Generator().manual_seed(5)
+simulated = []
+for mask in masks:
+    angle = torch.rand(1, generator=generator).item() * 2 * torch.pi
+    shift = (round(25 * torch.sin(torch.tensor(angle)).item()), round(25 * torch.cos(torch.tensor(angle)).item()))
+    guess = torch.roll(mask, shifts=shift, dims=(0, 1))
+    if torch.rand(1, generator=generator).item() < 0.1:
+        guess = torch.zeros_like(mask)                  # a missed polyp
+    simulated.append(guess)
+
+whole_split = ConfusionMatrix(n_classes=2, ignore_index=255)
+per_image = PerImageJaccard(n_classes=2, ignore_index=255)
+for guess, mask in zip(simulated, masks):
+    whole_split.update(guess[None], mask[None])
+    per_image.update(guess[None], mask[None])
+pooled = whole_split.compute().jaccard[1].item()
+per_image_polyp = per_image.compute()[:, 1]
+print(f"polyp Jaccard, whole split:            {pooled:.3f}")
+print(f"polyp Jaccard, mean over images:       {per_image_polyp.mean():.3f}")
+print(f"polyp Jaccard, median over images:     {per_image_polyp.median():.3f}")
+
+# %% [markdown]
+# The same predictions get two different scores. The histogram and the scatter plot below show where the gap
+# comes from.
+
+# %%
+fig, (ax_hist, ax_size) = plt.subplots(1, 2, figsize=(10, 3.4))
+ax_hist.hist(per_image_polyp, bins=20, range=(0, 1), color="#2a9d8f")
+ax_hist.axvline(pooled, color="black", linestyle="--", label=f"whole split {pooled:.2f}")
+ax_hist.axvline(per_image_polyp.mean(), color="#e76f51", label=f"mean per image {per_image_polyp.mean():.2f}")
+ax_hist.set_xlabel("polyp Jaccard of one image")
+ax_hist.set_ylabel("images")
+ax_hist.legend()
+ax_size.scatter(polyp_share, per_image_polyp, s=12, color="#264653")
+ax_size.set_xlabel("polyp share of the frame")
+ax_size.set_ylabel("polyp Jaccard of the frame")
+plt.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# A 25-pixel error barely dents a polyp that fills half the frame, but it wipes out a small one. Large polyps
+# contribute most of the pixels to the pooled table, so the whole-split score sits above the per-image mean.
+# Neither number is wrong. The whole-split score tells you how many polyp pixels are found overall; the
+# per-image distribution tells you how often the model fails a patient. Report which one you use, and look at
+# the histogram, not only at its mean: the bar at zero is the missed polyps.
+#
+# ## Void pixels
+#
+# Some pixels should not count at all: the black border around the endoscope's circular view, or an area the
+# expert could not label. The original polyp masks marked that border with its own value; in this package
+# such pixels carry `fcn_tutorial.data.VOID = 255`, and `ConfusionMatrix(..., ignore_index=255)` leaves them
+# out of the table. Mark the two right-most columns of the toy target as void, as if they lay outside the
+# endoscope's view, and score the same prediction again.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from fcn_tutorial.data import VOID
+
+target_with_void = target.clone()
+target_with_void[:, -2:] = VOID
+
+metric = ConfusionMatrix(n_classes=2, ignore_index=VOID)
+metric.update(prediction[None], target_with_void[None])
+scores = metric.compute()
+print(scores.confusion)
+print(f"pixels counted {int(scores.confusion.sum())} of {target.numel()}")
+print(f"pixel accuracy {scores.pixel_accuracy:.4f}, polyp Jaccard {scores.jaccard[1]:.4f}")
+
+# %% [markdown]
+# The 12 void pixels vanished from the table: 10 of them were correctly rejected background and 2 were false
+# alarms, which no longer count against the polyp (its Jaccard rises from 7/15 to 7/13). Whatever a model predicts on a void pixel, it can
+# neither help nor hurt a score. The loss in [the training chapter](06_training.ipynb) ignores the same
+# pixels, so the model is never asked to learn them.
+#
+# ## Summary
+#
+# * A confusion matrix counts pixels by (true class, predicted class); every score here comes from it.
+# * Pixel accuracy rewards the large, easy background: on polyp frames a model that predicts nothing scores
+#   above 0.8, while its polyp Jaccard is zero.
+# * Jaccard (IoU) ignores true negatives and measures the overlap of prediction and truth for each class;
+#   Dice is a monotone function of it, $D = 2J/(1+J)$.
+# * Summing one confusion matrix over a split weighs large polyps more; averaging per-image Jaccard weighs
+#   every frame equally. Say which one you report; this package and the original tutorial use the whole split.
+# * Void pixels (value 255) are left out of the table, so they cannot change a score.
+#
+# ## Exercises
+#
+# 1. **Jaccard from a confusion matrix.** Write `jaccard_from_confusion(confusion)` that takes a $C \times C$
+#    table (rows: truth, columns: prediction) and returns the $C$ per-class Jaccard indices as a float tensor.
+#    A class that appears neither in the truth nor in the prediction has no union; return `nan` for it.
+
+# %% tags=["exercise"]
+def jaccard_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
+    """Per-class Jaccard index TP / (TP + FP + FN) from a C x C confusion matrix."""
+    raise NotImplementedError("your code here")
+
+
+# %% tags=["solution", "hide-cell"]
+def jaccard_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
+    """Per-class Jaccard index TP / (TP + FP + FN) from a C x C confusion matrix."""
+    confusion = confusion.double()
+    true_positives = confusion.diag()
+    union = confusion.sum(dim=0) + confusion.sum(dim=1) - true_positives
+    return true_positives / union          # 0 / 0 gives nan for a class that never occurs
+
+
+# %% tags=["check"]
+from fcn_tutorial import exercises
+
+exercises.check_jaccard_from_confusion(jaccard_from_confusion)
+
+# %% [markdown]
+# 2. **Pixel accuracy.** Write `pixel_accuracy(prediction, target, ignore_index=255)` for two label maps of the
+#    same shape: the share of non-void pixels where they agree. Do it directly on the label maps, without
+#    building a confusion matrix.
+
+# %% tags=["exercise"]
+def pixel_accuracy(prediction: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> float:
+    """Share of the pixels with target != ignore_index where prediction == target."""
+    raise NotImplementedError("your code here")
+
+
+# %% tags=["solution", "hide-cell"]
+def pixel_accuracy(prediction: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> float:
+    """Share of the pixels with target != ignore_index where prediction == target."""
+    counted = target != ignore_index
+    return (prediction[counted] == target[counted]).double().mean().item()
+
+
+# %% tags=["check"]
+exercises.check_pixel_accuracy(pixel_accuracy)
+
+# %% [markdown]
+# 3. **Think.** A model scores polyp Jaccard 0.80 over the whole validation split, but 0.55 when averaged per
+#    image. What does that tell you about the polyps it fails on? Which plot from this chapter would you draw
+#    to confirm it?
+# 4. **Dice versus Jaccard.** Show from the definitions that $D = 2J/(1+J)$, and that $D \ge J$ with equality
+#    only at 0 and 1.
