@@ -1,0 +1,377 @@
+# %% tags=["colab-setup"]
+# Set-up cell: replaced by scripts/setup_cell.py.
+
+# %% [markdown]
+# # From classification to segmentation
+#
+# An image classifier answers one question about a whole picture: *what* is in it. A segmenter must
+# also say *where*, for every single pixel. This chapter shows, with tensor shapes and real polyp
+# frames, how a classification network is turned into a segmentation network, and what each of the
+# three ingredients of an FCN (a downsampling path, an upsampling path and skip connections) does.
+#
+# **Audience and goals.** You have trained or at least read about a convolutional classifier. After
+# this chapter you can explain why a network with only local layers accepts any input size, predict
+# the size of every feature map of VGG16, and say what detail is lost by downsampling and how
+# upsampling and skip connections bring it back.
+#
+# **Running this code.** Everything here runs in seconds on a CPU; the profile only chooses the data.
+
+# %%
+from fcn_tutorial.profiles import current_profile
+
+profile = current_profile()
+profile
+
+# %%
+%matplotlib inline
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from IPython.display import Markdown, display
+from torch import nn
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as TF
+
+from fcn_tutorial.data import load_polyp_data
+
+torch.manual_seed(0)
+data = load_polyp_data(profile)
+if data.synthetic:
+    display(Markdown(f"**Note:** the real polyp frames were not found, so this chapter uses the "
+                     f"synthetic set instead ({data.reason})."))
+
+# %% [markdown]
+# We work with one training frame, resized to 288 x 384 pixels (height x width), a size that the
+# five halvings of VGG16 divide exactly. The mask is resized with nearest-neighbour interpolation,
+# which `torchvision` picks by itself for a `tv_tensors.Mask`, so that it keeps its class labels.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+image, mask = data.train[0]
+image = TF.resize(image, [288, 384], antialias=True)
+mask = TF.resize(tv_tensors.Mask(mask), [288, 384]).as_subclass(torch.Tensor)
+print("image", tuple(image.shape), "mask", tuple(mask.shape), "labels", mask.unique().tolist())
+
+# %% [markdown]
+# ## What and where
+#
+# A classifier maps the frame to one vector of class scores. We use torchvision's VGG16, the network
+# that the FCN paper started from, with random weights: shapes do not depend on the weights.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from torchvision.models import vgg16
+
+classifier = vgg16(weights=None, num_classes=2).eval()
+with torch.no_grad():
+    scores = classifier(image.unsqueeze(0))
+print("classifier output:", tuple(scores.shape), "-> one score per class for the whole frame")
+
+# %% [markdown]
+# Two numbers for the whole frame: "polyp" or "no polyp", but nothing about where the polyp is. A
+# segmenter instead returns one score per class *and per pixel*, a stack of maps as large as the input:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from fcn_tutorial.models import build_model
+
+segmenter = build_model("fcn8s", n_classes=2).eval()
+with torch.no_grad():
+    logits = segmenter(image.unsqueeze(0))
+print("segmenter output: ", tuple(logits.shape), "-> a score for each class at each pixel")
+print("predicted labels: ", tuple(logits.argmax(dim=1).shape), "-> the same shape as the mask")
+
+# %% [markdown]
+# Notice the difference in the last two axes: the classifier squeezed all of space away; the
+# segmenter keeps it. Taking the highest score at each pixel (`argmax` over the class axis) gives a
+# predicted mask with exactly the shape of the true one, so we can compare them pixel by pixel.
+
+# %% [markdown]
+# ## Fully convolutional: only local layers
+#
+# A convolution looks at a small window and slides it over the whole input. It does not care how
+# large the input is: a bigger input simply gives a bigger output. A fully connected (`Linear`) layer
+# is different: it has one weight per input value, so it only accepts inputs of the size it was
+# built for.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+conv = nn.Conv2d(3, 8, kernel_size=3, padding=1)
+for size in [(288, 384), (530, 622)]:
+    x = torch.rand(1, 3, *size)
+    print(f"conv on {size}: output {tuple(conv(x).shape)}")
+
+dense = nn.Linear(3 * 288 * 384, 2)
+try:
+    dense(torch.rand(1, 3, 530, 622).flatten(1))
+except RuntimeError as error:
+    print("linear on (530, 622):", type(error).__name__)
+
+# %% [markdown]
+# The convolution handles both sizes; the linear layer refuses the second. A network built only from
+# local layers (convolution, pooling, upsampling, element-wise functions) is called **fully
+# convolutional**, and it accepts frames of any size. That matters here, because polyp frames come
+# in many sizes.
+#
+# How does one turn a classifier into such a network? Its dense layers look at the whole final
+# feature map, say $512 \times 7 \times 7$ values. A convolution whose kernel is exactly $7 \times 7$
+# computes the same weighted sums, so we can reshape the dense weights into a kernel:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+dense = nn.Linear(64 * 7 * 7, 10)
+as_conv = nn.Conv2d(64, 10, kernel_size=7)
+with torch.no_grad():
+    as_conv.weight.copy_(dense.weight.view(10, 64, 7, 7))
+    as_conv.bias.copy_(dense.bias)
+    features = torch.rand(1, 64, 7, 7)
+    same = torch.allclose(dense(features.flatten(1)), as_conv(features).flatten(1), atol=1e-5)
+    print("same scores on a 7x7 map:", same)
+    print("on a 10x12 map the convolution gives a map of scores:", tuple(as_conv(torch.rand(1, 64, 10, 12)).shape))
+
+# %% [markdown]
+# On the map size it was trained for, the converted layer gives the same scores; on a larger map it
+# gives a small map of scores, one classification per window. This "convolutionalisation" is the
+# first idea of the FCN paper; the next two explain how to turn that coarse map back into a
+# full-size mask.
+
+# %% [markdown]
+# ## The downsampling path: context at a price
+#
+# VGG16 stacks 13 convolutions in five blocks, and ends each block with a $2 \times 2$ max pooling
+# that halves the height and width. Let us follow our 288 x 384 frame through torchvision's VGG16
+# and print the size after every pooling layer.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+x = image.unsqueeze(0)
+with torch.no_grad():
+    for layer in classifier.features:
+        x = layer(x)
+        if isinstance(layer, nn.MaxPool2d):
+            stride = image.shape[-1] // x.shape[-1]
+            print(f"after a pooling layer: {x.shape[1]:3d} channels, {x.shape[2]:3d} x {x.shape[3]:3d}  (1/{stride} of the input)")
+
+# %% [markdown]
+# After five poolings the map is 32 times smaller in each direction: 9 x 12 positions, each with 512
+# channels. Every position now "sees" a large part of the frame, which is exactly what makes it good
+# at deciding *what* is there. But a 9 x 12 map cannot hold a precise outline. To see how much is
+# lost, we average the frame and its mask over blocks of 2, 4, ... 32 pixels:
+
+# %%
+factors = [1, 2, 4, 8, 16, 32]
+polyp = (mask == 1).float()[None, None]
+fig, axes = plt.subplots(2, len(factors), figsize=(10, 3.6), dpi=100)
+for column, factor in enumerate(factors):
+    small_image = F.avg_pool2d(image[None], factor)[0]
+    small_mask = F.avg_pool2d(polyp, factor)[0, 0]
+    axes[0, column].imshow(small_image.permute(1, 2, 0))
+    axes[1, column].imshow(small_mask, cmap="gray", vmin=0, vmax=1)
+    axes[0, column].set_title(f"1/{factor}: {small_mask.shape[0]}x{small_mask.shape[1]}", fontsize=9)
+for axis in axes.flat:
+    axis.axis("off")
+fig.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# At 1/8 the polyp still has its shape; at 1/32 it is a handful of grey blocks. Grey is the telling
+# colour: those cells hold polyp and background together, and a single label per cell cannot
+# describe the boundary that runs through them. We can put a number on the loss: shrink the mask,
+# blow it back up to full size, and compare with the original using the Jaccard index (the overlap
+# divided by the union; [chapter 5](05_measuring_segmentation.ipynb) treats it properly).
+
+# %%
+def jaccard(predicted: torch.Tensor, target: torch.Tensor) -> float:
+    """Intersection over union of two boolean masks."""
+    return ((predicted & target).sum() / (predicted | target).sum()).item()
+
+
+def round_trip(mask: torch.Tensor, factor: int, mode: str = "bilinear") -> torch.Tensor:
+    """Average the polyp mask over factor x factor blocks, upsample it back, threshold at one half."""
+    small = F.avg_pool2d((mask == 1).float()[None, None], factor)
+    return F.interpolate(small, size=mask.shape, mode=mode)[0, 0] >= 0.5
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for factor in [2, 4, 8, 16, 32]:
+    print(f"1/{factor:<2d}: Jaccard after the round trip {jaccard(round_trip(mask, factor), mask == 1):.3f}")
+
+# %% [markdown]
+# Even with a perfect coarse map, a network that predicts at 1/32 and upsamples loses a few percent
+# of Jaccard on this large polyp, and far more on a small one, where the boundary is a larger share
+# of the object. Let us check that over more frames, sorted by polyp size:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+n_frames = min(len(data.train), 24)
+results = []
+for index in range(n_frames):
+    frame_mask = TF.resize(tv_tensors.Mask(data.train[index][1]), [288, 384]).as_subclass(torch.Tensor)
+    share = (frame_mask == 1).float().mean().item()
+    results.append((share, jaccard(round_trip(frame_mask, 32), frame_mask == 1)))
+small = [score for share, score in results if share < 0.05]
+large = [score for share, score in results if share >= 0.05]
+print(f"{n_frames} frames; mean Jaccard after a 1/32 round trip:")
+print(f"  polyps under 5% of the frame: {sum(small) / max(len(small), 1):.3f} ({len(small)} frames)")
+print(f"  polyps of 5% or more:         {sum(large) / max(len(large), 1):.3f} ({len(large)} frames)")
+
+# %% [markdown]
+# The smaller the polyp, the more a coarse map hurts. Small polyps are also the ones a doctor most
+# easily misses, so the upsampling path deserves care.
+
+# %% [markdown]
+# ## The upsampling path
+#
+# The upsampling path turns the coarse map back into a full-size one. Three common ways to do it:
+#
+# * **nearest neighbour** copies each coarse value into a block of pixels;
+# * **bilinear interpolation** blends the four nearest coarse values, weighting each by closeness;
+# * a **transposed convolution** ("deconvolution") lets each coarse value paint a learned pattern,
+#   its kernel, into the output. With stride $s$ it enlarges the map $s$ times.
+#
+# A transposed convolution whose kernel is a bilinear "tent" computes bilinear interpolation, so it
+# can start as bilinear upsampling and then learn something better. The package's
+# `bilinear_kernel` builds that starting kernel:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from fcn_tutorial.models import bilinear_kernel
+
+print(bilinear_kernel(1, 1, 4)[0, 0])
+
+# %% [markdown]
+# The kernel rises linearly to the centre and falls again; its values for one output pixel add up to
+# one, so a constant map stays constant. Now we upsample the 1/32 polyp map (9 x 12) back to
+# 288 x 384 in the three ways. For the transposed convolution, a stride of 32 with a kernel of 64 and
+# a padding of 16 gives exactly $(9 - 1) \cdot 32 + 64 - 2 \cdot 16 = 288$ rows.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+coarse = F.avg_pool2d(polyp, 32)
+upsampled = {
+    "nearest": F.interpolate(coarse, size=mask.shape, mode="nearest"),
+    "bilinear": F.interpolate(coarse, size=mask.shape, mode="bilinear"),
+    "transposed conv": F.conv_transpose2d(coarse, bilinear_kernel(1, 1, 64), stride=32, padding=16),
+}
+for name, result in upsampled.items():
+    print(f"{name:16s} {tuple(result.shape[-2:])}  Jaccard {jaccard(result[0, 0] >= 0.5, mask == 1):.3f}")
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.4), dpi=100)
+axes[0].imshow(coarse[0, 0], cmap="gray", vmin=0, vmax=1)
+axes[0].set_title("1/32 map (9x12)", fontsize=9)
+for axis, (name, result) in zip(axes[1:], upsampled.items()):
+    axis.imshow(result[0, 0], cmap="gray", vmin=0, vmax=1)
+    axis.contour(mask == 1, levels=[0.5], colors="tab:red", linewidths=0.8)
+    axis.set_title(name, fontsize=9)
+for axis in axes:
+    axis.axis("off")
+fig.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# The red line is the true outline. Nearest neighbour gives blocks; bilinear interpolation and the
+# bilinear transposed convolution give the same smooth blob (their Jaccard values above differ only
+# at the frame's edge, where the two treat the border differently). None of them can recover the
+# dents of the real outline, because that detail is simply not in a 9 x 12 map. Upsampling can
+# smooth; it cannot invent.
+
+# %% [markdown]
+# ## Skip connections: coarse meaning plus fine detail
+#
+# The earlier layers of the downsampling path still have the detail: pool3 works at 1/8, pool4 at
+# 1/16. Their features are less sure about *what* they see, but they know *where* edges are. A
+# **skip connection** carries such an earlier map forward and adds it to the upsampled coarse one.
+#
+# Here is the idea with our mask. The coarse map, upsampled 4 times, predicts at 1/8; the 1/8 map of
+# the true mask differs from it only along the boundary. That difference is the detail a skip from
+# pool3 has to supply, and the sum of the two is the sharper map:
+
+# %%
+fine = F.avg_pool2d(polyp, 8)
+coarse_at_fine = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear")
+detail = fine - coarse_at_fine
+fused = coarse_at_fine + detail
+
+fig, axes = plt.subplots(1, 3, figsize=(9, 2.6), dpi=100)
+panels = [(coarse_at_fine, "coarse (1/32, upsampled to 1/8)", "gray"), (detail, "detail from the skip (1/8)", "coolwarm"), (fused, "sum", "gray")]
+for axis, (values, title, cmap) in zip(axes, panels):
+    limit = (-0.5, 0.5) if cmap == "coolwarm" else (0, 1)
+    axis.imshow(values[0, 0], cmap=cmap, vmin=limit[0], vmax=limit[1])
+    axis.set_title(title, fontsize=9)
+    axis.axis("off")
+fig.tight_layout()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# The detail map is near zero inside and outside the polyp and lives on its boundary: red where the
+# coarse map was too timid, blue where it spilled over. Upsampled to full size, the fused map keeps
+# much more of the outline:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for name, values in [("coarse only (1/32)", coarse), ("with the 1/16 skip", F.avg_pool2d(polyp, 16)), ("with the 1/8 skip", fused)]:
+    full = F.interpolate(values, size=mask.shape, mode="bilinear")[0, 0] >= 0.5
+    print(f"{name:20s} Jaccard {jaccard(full, mask == 1):.3f}")
+
+# %% [markdown]
+# This is the whole story of the FCN family, which [chapter 4](04_fcn_architectures.ipynb) builds
+# layer by layer: **FCN-32s** upsamples the 1/32 scores directly; **FCN-16s** first adds scores
+# computed from pool4 (1/16); **FCN-8s** adds scores from pool3 (1/8) too. In a trained network the
+# coarse and the detail maps are not given, of course: 1x1 convolutions learn to compute class scores
+# from each pooling stage, and training makes their sum right.
+#
+# We can already look at the three score maps that an FCN-8s fuses for our frame, by asking the
+# package for the sizes of its intermediate outputs:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from fcn_tutorial.models import summary
+
+print(summary(build_model("fcn8s", n_classes=2), (1, 3, 288, 384)))
+
+# %% [markdown]
+# ## Summary
+#
+# * A classifier outputs one vector per image; a segmenter outputs a map of class scores as large
+#   as the image, and its `argmax` is the predicted mask.
+# * Local layers do not care about the input size; dense layers do. Rewriting dense layers as
+#   convolutions makes a classifier fully convolutional.
+# * Pooling gives context (*what*) but shrinks the map; at 1/32 the outline of a polyp is gone, and
+#   small polyps suffer most.
+# * Nearest, bilinear and transposed-convolution upsampling restore the size, not the detail. A
+#   transposed convolution with a bilinear kernel starts out as bilinear interpolation and can learn.
+# * Skip connections add scores from finer stages (1/16, 1/8) to the upsampled coarse scores and
+#   bring the boundary back.
+#
+# ## Exercises
+#
+# 1. **Feature-map sizes.** Write `conv_output_size(size, kernel, stride=1, padding=0)`, which returns
+#    the length of one side of a convolution's (or a pooling's) output. PyTorch rounds down.
+
+# %% tags=["exercise"]
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Length of one side of the output of a convolution or pooling layer."""
+    ...  # your code here
+
+# %% tags=["solution", "hide-cell"]
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Length of one side of the output of a convolution or pooling layer."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+# %% tags=["check"]
+from fcn_tutorial.exercises import check_conv_output_size
+
+check_conv_output_size(conv_output_size)
+
+# %% [markdown]
+# 2. Use `conv_output_size` to find the sizes of VGG16's five pooling outputs for a 530 x 622 frame,
+#    the most common Kvasir-SEG size. Which halvings drop a row or a column, and what does that mean
+#    for upsampling back to 530 x 622?
+# 3. Repeat the round-trip experiment with `mode="nearest"`. By how much does bilinear interpolation
+#    beat nearest neighbour at 1/32?
+# 4. The bilinear transposed convolution and `F.interpolate(..., mode="bilinear")` gave slightly
+#    different Jaccard values. Compare the two outputs pixel by pixel and find where they differ.
