@@ -1,0 +1,183 @@
+"""The trainer's building blocks, without a training run: precision, optimiser, schedule, config, logs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fcn_tutorial import cli
+from fcn_tutorial.distributed import ShardSampler
+from fcn_tutorial.history import plot_history, read_history, write_history
+from fcn_tutorial.train import (
+    PRESET_RECIPES,
+    TrainConfig,
+    build_optimizer,
+    build_scheduler,
+    config_from_args,
+    cpu_supports_bf16,
+    epoch_line,
+    epoch_seed,
+    precision_plan,
+    segmentation_loss,
+)
+
+
+@pytest.mark.parametrize(
+    ("device", "amp", "bf16", "expected"),
+    [
+        ("cuda", "none", True, (None, False)),
+        ("cuda", "bf16", True, (torch.bfloat16, False)),  # bf16 has fp32's range: no loss scaling
+        ("cuda", "fp16", True, (torch.float16, True)),  # fp16 underflows: GradScaler
+        ("cuda", "auto", True, (torch.bfloat16, False)),  # Ampere and later
+        ("cuda", "auto", False, (torch.float16, True)),  # Volta, Turing (e.g. Colab's T4)
+        ("cpu", "auto", True, (None, False)),  # autocast on the CPU only when asked
+        ("cpu", "bf16", True, (torch.bfloat16, False)),
+        ("cpu", "fp16", True, (torch.float16, True)),
+        ("mps", "none", False, (None, False)),
+    ],
+)
+def test_precision_plan(device, amp, bf16, expected):
+    assert precision_plan(device, amp, bf16_supported=bf16) == expected
+
+
+def test_precision_plan_refuses_bf16_without_hardware_support():
+    with pytest.raises(ValueError, match="bfloat16"):
+        precision_plan("cpu", "bf16", bf16_supported=False)
+    with pytest.raises(ValueError, match="--amp"):
+        precision_plan("cpu", "half", bf16_supported=True)
+
+
+def _one_step(amp_dtype, use_scaler):
+    """One optimisation step the way train_one_epoch does it, on the CPU."""
+    torch.manual_seed(0)
+    model = nn.Conv2d(3, 2, 3, padding=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu") if use_scaler else None
+    images, masks = torch.rand(2, 3, 8, 8), torch.randint(0, 2, (2, 8, 8))
+    masks[:, 0] = 255
+    with torch.autocast("cpu", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        logits = model(images)
+    loss = segmentation_loss(logits, masks)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return logits.dtype, loss, model.weight.detach().clone()
+
+
+def test_fp16_with_grad_scaler_steps_like_fp32_on_the_cpu():
+    dtype, loss, weight = _one_step(*precision_plan("cpu", "fp16", bf16_supported=False))
+    _, loss32, weight32 = _one_step(None, False)
+    assert dtype == torch.float16 and loss.dtype == torch.float32  # the loss is computed in fp32
+    assert torch.allclose(weight, weight32, atol=1e-3)
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no native bfloat16")
+def test_bf16_autocast_on_the_cpu():
+    dtype, loss, weight = _one_step(*precision_plan("cpu", "bf16"))
+    assert dtype == torch.bfloat16 and math.isfinite(loss.item())
+
+
+def test_loss_ignores_void_pixels():
+    logits = torch.randn(1, 2, 4, 4)
+    target = torch.randint(0, 2, (1, 4, 4))
+    voided = target.clone()
+    voided[0, :2] = 255
+    logits_changed = logits.clone()
+    logits_changed[..., :2, :] = 100.0  # wild scores on void pixels change nothing
+    expected = nn.functional.cross_entropy(logits[..., 2:, :], target[:, 2:])
+    assert torch.allclose(segmentation_loss(logits_changed, voided), expected)
+
+
+def test_weight_decay_spares_biases_and_sgd_uses_momentum():
+    model = nn.Conv2d(3, 2, 3)
+    adam = build_optimizer(model, TrainConfig(weight_decay=1e-4))
+    assert isinstance(adam, torch.optim.Adam) and adam.defaults["lr"] == 1e-4
+    decayed = {id(p): g["weight_decay"] for g in adam.param_groups for p in g["params"]}
+    assert decayed[id(model.weight)] == 1e-4 and decayed[id(model.bias)] == 0.0
+    sgd = build_optimizer(model, TrainConfig(optimizer="sgd", lr=0.01, momentum=0.9))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
+def test_schedules(schedule):
+    model = nn.Conv2d(3, 2, 3)
+    config = TrainConfig(schedule=schedule, epochs=4, lr=0.1)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch=5)
+    rates = []
+    for _ in range(20):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    if schedule == "constant":
+        assert scheduler is None and set(rates) == {0.1}
+    elif schedule == "cosine":
+        assert rates[0] == 0.1 and rates[-1] < 0.01 and rates == sorted(rates, reverse=True)
+    else:
+        assert rates[0] < 0.01 and max(rates) == pytest.approx(0.1) and rates[-1] < 0.001
+
+
+def test_config_round_trips_through_json_and_the_original_preset_sets_its_recipe():
+    config = TrainConfig.for_preset("original", data="polyps912", out="runs/x", epochs=5)
+    assert config.hflip == 1.0 and config.lr == 1e-4 and config.batch_size == 10 and config.patience == 100
+    assert config.epochs == 5  # explicit options win over the recipe
+    assert TrainConfig.from_dict(json.loads(config.to_json())) == config
+    with pytest.raises(ValueError, match="unknown training options"):
+        TrainConfig.from_dict({"learning_rate": 1})
+    assert PRESET_RECIPES["original"]["crop_size"] == 224
+
+
+def test_cli_options_map_onto_the_config():
+    args = cli.build_parser().parse_args(
+        ["train", "--data", "synthetic", "--model", "fcn8s", "--preset", "compact", "--width", "0.25",
+         "--epochs", "3", "--out", "runs/a", "--scale", "0.75", "1.25", "--time-limit", "30", "--no-progress"]
+    )
+    config, resume = config_from_args(args)
+    assert not resume
+    assert (config.preset, config.width, config.epochs, config.scale, config.time_limit) == ("compact", 0.25, 3, [0.75, 1.25], 30.0)
+    assert config.progress is False and config.hflip == 0.5 and config.lr == 1e-4
+    with pytest.raises(ValueError, match="--data and --out"):
+        config_from_args(cli.build_parser().parse_args(["train", "--epochs", "3"]))
+
+
+def test_epoch_seeds_differ_per_epoch_and_rank():
+    seeds = {epoch_seed(0, e, r) for e in range(1, 50) for r in range(4)}
+    assert len(seeds) == 49 * 4
+    assert epoch_seed(1, 1) != epoch_seed(0, 1)
+
+
+def test_log_line_matches_the_original_tutorial():
+    row = {"epoch": 7, "train_loss": 0.5, "val_loss": 0.25, "val_accuracy": 0.9, "val_jaccard_0": 0.8,
+           "val_jaccard_1": 0.4, "val_jaccard_mean": 0.6, "seconds": 56.0}
+    assert epoch_line(row, 2) == (
+        "EPOCH 7: Avg epoch training cost train 0.500000, cost val 0.250000, acc val 0.900000, "
+        "jacc val class 0 0.800000, jacc val class 1 0.400000, jacc val 0.600000 took 56.000000 s"
+    )
+
+
+def test_history_csv_round_trip_and_curves(tmp_path):
+    history = [{"epoch": e, "lr": 1e-4, "train_loss": 1 / e, "val_loss": 1.1 / e, "val_accuracy": 0.9,
+                "val_jaccard_0": 0.9, "val_jaccard_1": 0.1 * e, "val_jaccard_mean": 0.5 + 0.05 * e,
+                "seconds": 1.5} for e in range(1, 4)]
+    write_history(history, tmp_path / "history.csv")
+    assert read_history(tmp_path / "history.csv") == history  # floats round-trip exactly
+    plot_history(history, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "bad.csv").write_text("epoch,lr\n1,fast\n")
+    with pytest.raises(ValueError, match="bad.csv, line 2"):
+        read_history(tmp_path / "bad.csv")
+
+
+def test_shard_sampler_counts_every_item_once():
+    shards = [list(ShardSampler(11, rank, 3)) for rank in range(3)]
+    assert sorted(i for shard in shards for i in shard) == list(range(11))
+    assert [len(s) for s in shards] == [4, 4, 3]  # no padding, unlike DistributedSampler
