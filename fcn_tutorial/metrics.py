@@ -136,8 +136,8 @@ def _count(prediction: torch.Tensor, target: torch.Tensor, n_classes: int, ignor
         raise ValueError(f"per-image scores need N x H x W or H x W masks, got shape {tuple(target.shape)}")
     keep = None if ignore_index is None else target != ignore_index
     _check_range(target, "target", n_classes, keep, ignore_index)
-    if not from_logits:  # the argmax of C logits is always a valid class
-        _check_range(prediction, "prediction", n_classes, None)
+    if not from_logits:  # the argmax of C logits is always a valid class; on void pixels anything goes
+        _check_range(prediction, "prediction", n_classes, keep)
 
     # Pair (truth i, prediction j) goes to bin i * C + j; image k's bins start at k * C * C.
     n_images = target.shape[0] if per_image else 1

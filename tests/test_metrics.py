@@ -1,0 +1,336 @@
+"""fcn_tutorial.metrics: hand-computed scores, agreement with torchmetrics, bad input, distributed sums."""
+
+from __future__ import annotations
+
+import dataclasses
+import doctest
+import json
+import math
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torchmetrics.classification import MulticlassJaccardIndex
+
+from fcn_tutorial import metrics
+from fcn_tutorial.metrics import (
+    ConfusionMatrix,
+    PerImageJaccard,
+    SegmentationScores,
+    confusion_matrix,
+    jaccard_index,
+    pixel_accuracy,
+    scores_from_confusion,
+)
+
+VOID = 255
+
+# A 3 x 4 image with 3 classes and 2 void pixels, and a prediction for it.
+TARGET = torch.tensor([
+    [0, 0, 1, 1],
+    [0, 2, 2, 1],
+    [VOID, 2, 2, VOID],
+])
+PREDICTION = torch.tensor([
+    [0, 1, 1, 1],
+    [0, 2, 1, 1],
+    [2, 2, 2, 0],
+])
+# Counted by hand, rows = truth, columns = prediction (the two void pixels are left out):
+#   truth 0 at (0,0) (0,1) (1,0) -> predicted 0, 1, 0
+#   truth 1 at (0,2) (0,3) (1,3) -> predicted 1, 1, 1
+#   truth 2 at (1,1) (1,2) (2,1) (2,2) -> predicted 2, 1, 2, 2
+HAND_CONFUSION = torch.tensor([
+    [2, 1, 0],
+    [0, 3, 0],
+    [0, 1, 3],
+])
+
+
+def random_case(n_classes: int, shape=(4, 17, 23), void_fraction=0.2, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    target = torch.randint(0, n_classes, shape, generator=generator)
+    target[torch.rand(shape, generator=generator) < void_fraction] = VOID
+    prediction = torch.randint(0, n_classes, shape, generator=generator)
+    return prediction, target
+
+
+def one_hot_logits(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Float logits N x C x H x W whose argmax over C is ``labels``, plus noise that keeps the order."""
+    logits = torch.nn.functional.one_hot(labels, n_classes).movedim(-1, 1).float() * 5
+    return logits + torch.rand_like(logits)
+
+
+# --- hand-computed -----------------------------------------------------------------------------------
+
+
+def test_confusion_matrix_matches_the_one_counted_by_hand():
+    confusion = confusion_matrix(PREDICTION, TARGET, n_classes=3, ignore_index=VOID)
+    assert confusion.dtype == torch.int64
+    assert torch.equal(confusion, HAND_CONFUSION)
+
+
+def test_scores_match_the_hand_computation():
+    scores = scores_from_confusion(HAND_CONFUSION)
+    assert scores.pixel_accuracy == pytest.approx(8 / 10)
+    # Jaccard = TP / (row + column - TP): class 0: 2 / (3 + 2 - 2), class 1: 3 / (3 + 5 - 3), class 2: 3 / (4 + 3 - 3)
+    assert scores.jaccard == pytest.approx([2 / 3, 3 / 5, 3 / 4])
+    assert scores.mean_jaccard == pytest.approx((2 / 3 + 3 / 5 + 3 / 4) / 3)
+    # Dice = 2 TP / (row + column)
+    assert scores.dice == pytest.approx([4 / 5, 6 / 8, 6 / 7])
+    assert torch.equal(scores.confusion, HAND_CONFUSION)
+
+
+def test_functional_forms_agree_with_the_class():
+    metric = ConfusionMatrix(n_classes=3, ignore_index=VOID)
+    metric.update(PREDICTION, TARGET)
+    scores = metric.compute()
+    assert pixel_accuracy(PREDICTION, TARGET, 3, ignore_index=VOID) == scores.pixel_accuracy
+    assert jaccard_index(PREDICTION, TARGET, 3, ignore_index=VOID) == scores.jaccard
+
+
+def test_without_ignore_index_every_value_must_be_a_class():
+    with pytest.raises(ValueError, match=r"target has labels \[255\] outside \[0, 3\)"):
+        confusion_matrix(PREDICTION, TARGET, n_classes=3)
+    clean = TARGET.clamp(max=2)
+    assert confusion_matrix(PREDICTION, clean, n_classes=3).sum() == 12
+
+
+def test_module_docstring_example_runs():
+    result = doctest.testmod(metrics)
+    assert result.attempted >= 8 and result.failed == 0
+
+
+# --- agreement with torchmetrics ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5, 20])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_jaccard_agrees_with_torchmetrics_on_present_classes(n_classes, seed):
+    prediction, target = random_case(n_classes, seed=seed)
+    if seed == 2:  # make one class absent from truth and prediction alike
+        prediction[prediction == 1] = 0
+        target[target == 1] = 0
+    reference = MulticlassJaccardIndex(num_classes=n_classes, average="none", ignore_index=VOID)
+    ours = torch.tensor(jaccard_index(prediction, target, n_classes, ignore_index=VOID), dtype=torch.float64)
+    theirs = reference(prediction, target).double()
+    present = ~ours.isnan()
+    assert present.sum() >= n_classes - 1
+    assert torch.allclose(ours[present], theirs[present], atol=1e-6)
+    if seed == 2:
+        assert ours[1].isnan()  # torchmetrics reports 0 here; we say "not defined"
+
+
+def test_pixel_accuracy_counts_only_non_void_pixels():
+    prediction, target = random_case(4, seed=3)
+    counted = target != VOID
+    expected = (prediction[counted] == target[counted]).double().mean().item()
+    assert pixel_accuracy(prediction, target, 4, ignore_index=VOID) == pytest.approx(expected)
+
+
+# --- special cases -----------------------------------------------------------------------------------
+
+
+def test_all_pixels_ignored_gives_an_empty_matrix_and_nan_scores():
+    target = torch.full((2, 5, 6), VOID)
+    prediction = torch.randint(0, 2, (2, 5, 6))
+    scores = scores_from_confusion(confusion_matrix(prediction, target, 2, ignore_index=VOID))
+    assert scores.confusion.sum() == 0
+    assert math.isnan(scores.pixel_accuracy) and math.isnan(scores.mean_jaccard)
+    assert all(math.isnan(value) for value in scores.jaccard + scores.dice)
+
+
+def test_perfect_prediction_scores_one():
+    _, target = random_case(3, seed=4)
+    prediction = target.clone()
+    prediction[target == VOID] = 0  # whatever the model says on void pixels does not count
+    scores = scores_from_confusion(confusion_matrix(prediction, target, 3, ignore_index=VOID))
+    assert scores.pixel_accuracy == 1.0 and scores.mean_jaccard == 1.0
+    assert scores.jaccard == [1.0, 1.0, 1.0] and scores.dice == [1.0, 1.0, 1.0]
+
+
+def test_absent_class_is_nan_and_left_out_of_the_mean():
+    target = torch.tensor([[0, 0, 1, 1]])
+    prediction = torch.tensor([[0, 1, 1, 1]])
+    scores = scores_from_confusion(confusion_matrix(prediction, target, n_classes=3))
+    assert scores.jaccard[:2] == pytest.approx([1 / 2, 2 / 3])
+    assert math.isnan(scores.jaccard[2]) and math.isnan(scores.dice[2])
+    assert scores.mean_jaccard == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_class_predicted_but_absent_from_truth_scores_zero_not_nan():
+    target = torch.tensor([[0, 0, 0, 0]])
+    prediction = torch.tensor([[0, 0, 0, 1]])
+    scores = scores_from_confusion(confusion_matrix(prediction, target, n_classes=2))
+    assert scores.jaccard == pytest.approx([3 / 4, 0.0])
+    assert scores.mean_jaccard == pytest.approx(3 / 8)
+
+
+def test_logits_and_their_labels_give_the_same_matrix():
+    labels, target = random_case(3, seed=5)
+    logits = one_hot_logits(labels, 3)
+    assert torch.equal(labels, logits.argmax(dim=1))
+    assert torch.equal(confusion_matrix(logits, target, 3, VOID), confusion_matrix(labels, target, 3, VOID))
+    # One unbatched image: C x H x W logits with an H x W mask.
+    assert torch.equal(confusion_matrix(logits[0], target[0], 3, VOID), confusion_matrix(labels[0], target[0], 3, VOID))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dice_is_2j_over_1_plus_j(seed):
+    scores = scores_from_confusion(confusion_matrix(*random_case(4, seed=seed), 4, ignore_index=VOID))
+    for jaccard, dice in zip(scores.jaccard, scores.dice):
+        assert dice == pytest.approx(2 * jaccard / (1 + jaccard))
+
+
+def test_small_integer_dtypes_and_many_classes():
+    prediction, target = random_case(20, seed=6)
+    expected = confusion_matrix(prediction, target, 20, VOID)
+    assert torch.equal(confusion_matrix(prediction.to(torch.uint8), target.to(torch.uint8), 20, VOID), expected)
+    assert torch.equal(confusion_matrix(prediction.int(), target.short(), 20, VOID), expected)
+    assert expected.sum() == (target != VOID).sum()
+
+
+def test_scores_are_a_frozen_dataclass_with_a_flat_dict():
+    scores = scores_from_confusion(HAND_CONFUSION)
+    assert isinstance(scores, SegmentationScores)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scores.mean_jaccard = 1.0
+    row = scores.as_dict()
+    assert list(row) == ["pixel_accuracy", "mean_jaccard", "jaccard_class_0", "jaccard_class_1",
+                         "jaccard_class_2", "dice_class_0", "dice_class_1", "dice_class_2"]
+    assert row["jaccard_class_1"] == pytest.approx(3 / 5)
+    assert json.loads(json.dumps(row)) == row
+
+
+# --- accumulating, merging, resetting ------------------------------------------------------------------
+
+
+def test_accumulating_batches_equals_one_matrix_over_their_concatenation():
+    (p1, t1), (p2, t2) = random_case(3, seed=7), random_case(3, seed=8)
+    whole = confusion_matrix(torch.cat([p1, p2]), torch.cat([t1, t2]), 3, VOID)
+
+    metric = ConfusionMatrix(3, ignore_index=VOID)
+    metric.update(p1, t1)
+    metric.update(p2, t2)
+    assert torch.equal(metric.confusion, whole)
+
+    first, second = ConfusionMatrix(3, ignore_index=VOID), ConfusionMatrix(3, ignore_index=VOID)
+    first.update(p1, t1)
+    second.update(p2, t2)
+    total = first + second
+    assert torch.equal(total.confusion, whole)
+    assert torch.equal(first.confusion, confusion_matrix(p1, t1, 3, VOID))  # + leaves both untouched
+    assert first.merge(second) is first and torch.equal(first.confusion, whole)
+
+
+def test_merge_refuses_a_different_metric():
+    with pytest.raises(ValueError, match="n_classes=3.*n_classes=2"):
+        ConfusionMatrix(2) + ConfusionMatrix(3)
+    with pytest.raises(ValueError, match="ignore_index=255"):
+        ConfusionMatrix(2).merge(ConfusionMatrix(2, ignore_index=VOID))
+
+
+def test_reset_and_empty_metric():
+    metric = ConfusionMatrix(2, ignore_index=VOID)
+    assert math.isnan(metric.compute().mean_jaccard)
+    metric.update(*random_case(2, seed=9))
+    assert metric.confusion.sum() > 0
+    metric.reset()
+    assert metric.confusion.sum() == 0
+    metric.reduce_from_all_processes()  # no process group: nothing happens
+    assert metric.confusion.sum() == 0
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+
+
+def test_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"prediction shape \(2, 4, 5\) does not match target shape \(2, 4, 6\)"):
+        confusion_matrix(torch.zeros(2, 4, 5, dtype=torch.long), torch.zeros(2, 4, 6, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match=r"logits of shape \(2, 2, 4, 5\) .* target shape \(4, 5\)"):
+        confusion_matrix(torch.zeros(2, 2, 4, 5), torch.zeros(4, 5, dtype=torch.long), 2)
+
+
+def test_labels_outside_the_classes_are_named():
+    target = torch.tensor([[0, 1, 7, VOID], [3, -1, 1, 0]])
+    with pytest.raises(ValueError, match=r"target has labels \[-1, 3, 7\] outside \[0, 2\) or ignore_index=255"):
+        confusion_matrix(torch.zeros_like(target), target, 2, ignore_index=VOID)
+    with pytest.raises(ValueError, match=r"prediction has labels \[2\] outside \[0, 2\)"):
+        confusion_matrix(torch.tensor([[0, 2]]), torch.tensor([[0, 1]]), 2)
+    # A label only found under void pixels is fine: the model may say anything there.
+    assert confusion_matrix(torch.tensor([[0, 9]]), torch.tensor([[0, VOID]]), 2, VOID).sum() == 1
+
+
+@pytest.mark.parametrize(
+    "prediction, target, message",
+    [
+        (torch.zeros(3, 3, dtype=torch.long), torch.zeros(3, 3), "target must be an integer tensor.*float32"),
+        (torch.zeros(3, 3, dtype=torch.long), torch.zeros(3, 3, dtype=torch.bool), "target .*torch.bool"),
+        (torch.zeros(3, 3, dtype=torch.bool), torch.zeros(3, 3, dtype=torch.long), "prediction .*torch.bool"),
+        (torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long), "logits have 3 channels .* n_classes is 2"),
+    ],
+)
+def test_wrong_dtypes_and_channels_are_explained(prediction, target, message):
+    with pytest.raises(ValueError, match=message):
+        confusion_matrix(prediction, target, 2)
+    with pytest.raises(ValueError, match=message):
+        ConfusionMatrix(2).update(prediction, target)
+
+
+def test_bad_n_classes():
+    with pytest.raises(ValueError, match="n_classes must be at least 1"):
+        ConfusionMatrix(0)
+
+
+# --- per image ---------------------------------------------------------------------------------------
+
+
+def test_per_image_jaccard_matches_one_matrix_per_image():
+    prediction, target = random_case(3, shape=(5, 9, 11), seed=10)
+    prediction[2][prediction[2] == 2] = 0
+    target[2][target[2] == 2] = 0  # class 2 absent from image 2
+    per_image = PerImageJaccard(3, ignore_index=VOID)
+    per_image.update(prediction[:3], target[:3])
+    per_image.update(one_hot_logits(prediction[3:], 3), target[3:])  # logits work too
+    values = per_image.values
+    assert values.shape == (5, 3) and values.dtype == torch.float64 and len(per_image) == 5
+    for image in range(5):
+        expected = jaccard_index(prediction[image], target[image], 3, ignore_index=VOID)
+        assert torch.allclose(values[image], torch.tensor(expected, dtype=torch.float64), equal_nan=True)
+    assert values[2, 2].isnan() and values[~values.isnan()].numel() == 14
+    assert torch.allclose(per_image.mean(), values.nanmean(dim=0))
+    assert per_image.mean()[2] == pytest.approx(values[[0, 1, 3, 4], 2].mean().item())
+
+
+def test_per_image_jaccard_takes_single_images_and_resets():
+    per_image = PerImageJaccard(2)
+    assert per_image.values.shape == (0, 2)
+    per_image.update(torch.tensor([[0, 1], [1, 1]]), torch.tensor([[0, 1], [0, 1]]))
+    assert per_image.values.tolist() == [[pytest.approx(1 / 2), pytest.approx(2 / 3)]]
+    per_image.reset()
+    assert len(per_image) == 0
+    with pytest.raises(ValueError, match=r"N x H x W or H x W masks, got shape \(1, 2, 2, 2\)"):
+        per_image.update(torch.zeros(1, 2, 2, 2, dtype=torch.long), torch.zeros(1, 2, 2, 2, dtype=torch.long))
+
+
+# --- distributed -------------------------------------------------------------------------------------
+
+
+def _reduce_on_rank(rank: int, world_size: int, init_method: str, results: str) -> None:
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size)
+    try:
+        metric = ConfusionMatrix(3, ignore_index=VOID)
+        metric.update(*random_case(3, seed=100 + rank))
+        metric.reduce_from_all_processes()
+        torch.save(metric.confusion, f"{results}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_reduce_from_all_processes_sums_the_matrices(tmp_path):
+    mp.spawn(_reduce_on_rank, args=(2, f"file://{tmp_path}/store", str(tmp_path)), nprocs=2)
+    expected = sum(confusion_matrix(*random_case(3, seed=100 + rank), 3, VOID) for rank in range(2))
+    for rank in range(2):
+        assert torch.equal(torch.load(tmp_path / f"rank{rank}.pt"), expected)
