@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -83,6 +83,8 @@ class TrainConfig:
     color_jitter: float = 0.0  # brightness/contrast/saturation strength
     normalize: bool = False  # ImageNet mean/std (use with a pretrained backbone)
     cache: bool = False  # decode (and resize) every frame once, keep them in memory
+    n_train: int | None = None  # use only this many training frames, evenly spread (None: all)
+    n_eval: int | None = None  # and this many validation/test frames
     batch_size: int = 10
     eval_batch_size: int = 1
     num_workers: int = 0
@@ -370,28 +372,34 @@ def build_datasets(config: TrainConfig, ctx: DistributedContext | None = None) -
         scale=tuple(config.scale) if config.scale else None, color_jitter=config.color_jitter,
         normalize=config.normalize,
     )
-    eval_transform = transforms.eval_transforms(resize=config.resize, normalize=config.normalize)
-    if config.cache:
-        base = registry.get_dataset(
-            config.data, "train", transform=transforms.eval_transforms(resize=config.resize, normalize=False),
-            download=config.download,
-        )
-        train_set = InMemoryDataset(base, transforms.train_transforms(resize=None, **augment), progress=progress)
-    else:
-        train_set = registry.get_dataset(
-            config.data, "train", transform=transforms.train_transforms(resize=config.resize, **augment),
-            download=config.download,
-        )
-    datasets = {"train": train_set}
-    for split in ("val", "test"):
+
+    def split_transform(split: str, resize: int | None):
+        if split == "train":
+            return transforms.train_transforms(resize=resize, **augment)
+        return transforms.eval_transforms(resize=resize, normalize=config.normalize)
+
+    datasets = {}
+    for split, count in (("train", config.n_train), ("val", config.n_eval), ("test", config.n_eval)):
+        # With a cache, frames are decoded and resized once; only the rest runs at every access.
+        load = transforms.eval_transforms(resize=config.resize, normalize=False) if config.cache else split_transform(split, config.resize)
         try:
-            dataset = registry.get_dataset(config.data, split, transform=eval_transform, download=False)
+            dataset = registry.get_dataset(config.data, split, transform=load, download=config.download and split == "train")
         except (FileNotFoundError, ValueError, KeyError):
-            if split == "val":
-                raise
-            continue
-        datasets[split] = InMemoryDataset(dataset, progress=progress) if config.cache else dataset
+            if split == "test":  # a data set without a test split: no final evaluation
+                continue
+            raise
+        dataset = _evenly_spread(dataset, count)
+        if config.cache:
+            dataset = InMemoryDataset(dataset, split_transform(split, None), progress=progress)
+        datasets[split] = dataset
     return datasets
+
+
+def _evenly_spread(dataset: Dataset, count: int | None) -> Dataset:
+    """``count`` items spread evenly over ``dataset`` (all of them when ``count`` is None or too large)."""
+    if count is None or count >= len(dataset):
+        return dataset
+    return Subset(dataset, torch.linspace(0, len(dataset) - 1, count).round().long().tolist())
 
 
 def _collate():
@@ -647,6 +655,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--color-jitter", type=float, help="colour jitter strength")
     a("--normalize", action="store_true", default=None, help="ImageNet mean/std normalisation")
     a("--cache", action="store_true", default=None, help="decode and resize every frame once, keep them in memory")
+    a("--n-train", type=int, help="use only this many training frames (evenly spread)")
+    a("--n-eval", type=int, help="use only this many validation/test frames")
     a("--batch-size", type=int)
     a("--eval-batch-size", type=int)
     a("--num-workers", type=int)
