@@ -1,0 +1,413 @@
+"""Checkers for the book's exercises: is a student's function right, and if not, why not?
+
+Each checker calls the student's function on a few worked cases, compares with the answer, and when
+they differ tries the typical mistakes one by one so that the hint names the likely cause::
+
+    >>> check_upsampled_size(lambda size, kernel, stride, padding=0: (size - 1) * stride - 2 * padding + kernel)
+    Correct! ...
+
+Every checker prints one line ("Correct! ..." or "Not yet: ...") and returns a :class:`CheckResult`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+VOID = 255  # same value as fcn_tutorial.data.VOID
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The verdict of a checker: ``passed`` and the friendly ``message`` it printed."""
+
+    passed: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _ipython_display_(self) -> None:
+        """Show nothing in a notebook: the checker has already printed its message."""
+
+
+class _Mistake(Exception):
+    """Raised inside a checker to stop at the first failed case with its hint."""
+
+
+def _report(exercise: str, run: Callable[[], str]) -> CheckResult:
+    """Run the checks of ``exercise``; turn a failure (or the student's own exception) into a hint."""
+    try:
+        detail = run()
+        result = CheckResult(True, f"Correct! {detail}")
+    except _Mistake as mistake:
+        result = CheckResult(False, f"Not yet: {mistake}")
+    except NotImplementedError:
+        result = CheckResult(False, f"Not yet: {exercise} is not implemented yet (it raised NotImplementedError).")
+    except Exception as error:  # the student's code failed: say where, kindly
+        result = CheckResult(False, f"Not yet: {exercise} raised {type(error).__name__}: {error}")
+    print(result.message)
+    return result
+
+
+def _as_tensor(value: Any, what: str) -> torch.Tensor:
+    if value is None:
+        raise _Mistake(f"{what} returned None; did you forget the `return`?")
+    try:
+        return torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise _Mistake(f"{what} should return numbers, got {type(value).__name__} ({error})") from None
+
+
+def _as_int(value: Any, what: str) -> int:
+    if value is None:
+        raise _Mistake(f"{what} returned None; did you forget the `return`?")
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise _Mistake(f"{what} returned {value}, which is not a whole number of pixels; "
+                           "use integer division `//`, which rounds down as PyTorch does.")
+        raise _Mistake(f"{what} returned the float {value}; return an int (use `//` instead of `/`).")
+    if not isinstance(value, int):
+        raise _Mistake(f"{what} should return an int, got {type(value).__name__}")
+    return value
+
+
+# --- feature-map sizes --------------------------------------------------------------------------------
+
+_CONV_CASES = [  # (size, kernel, stride, padding)
+    (224, 3, 1, 1), (224, 2, 2, 0), (7, 7, 1, 0), (530, 3, 1, 1), (265, 2, 2, 0), (33, 3, 2, 1),
+    (15, 4, 3, 0), (100, 5, 2, 2), (9, 3, 2, 0),
+]
+
+
+def check_conv_output_size(fn: Callable[..., int]) -> CheckResult:
+    """Check ``fn(size, kernel, stride=1, padding=0)``: one side of a convolution's or pooling's output."""
+
+    def run() -> str:
+        for size, kernel, stride, padding in _CONV_CASES:
+            want = (size + 2 * padding - kernel) // stride + 1
+            got = fn(size, kernel, stride, padding)
+            if isinstance(got, float) and got == want:
+                raise _Mistake("the size is right but a float; return an int (use `//` instead of `/`).")
+            got = _as_int(got, f"conv_output_size({size}, {kernel}, {stride}, {padding})")
+            if got == want:
+                continue
+            where = f"conv_output_size({size}, kernel={kernel}, stride={stride}, padding={padding}) gave {got}, expected {want}"
+            if got == (size - kernel) // stride + 1:
+                raise _Mistake(f"{where}. The padding adds `padding` pixels on *both* sides: use size + 2 * padding.")
+            if got == (size + padding - kernel) // stride + 1:
+                raise _Mistake(f"{where}. Padding is added on both sides: size + 2 * padding, not size + padding.")
+            if got == math.ceil((size + 2 * padding - kernel) / stride) + 1:
+                raise _Mistake(f"{where}. PyTorch rounds down (floor) by default, not up: use `//`.")
+            if got == (size + 2 * padding - kernel) // stride:
+                raise _Mistake(f"{where}. Count the first position too: add 1 to the number of strides.")
+            raise _Mistake(f"{where}. Count how many positions the kernel can take along the padded side.")
+        return f"all {len(_CONV_CASES)} cases match PyTorch's formula."
+
+    return _report("conv_output_size", run)
+
+
+_UPSAMPLE_CASES = [  # (size, kernel, stride, padding)
+    (7, 64, 32, 0), (14, 4, 2, 0), (16, 4, 2, 1), (1, 16, 8, 0), (10, 3, 2, 1), (5, 2, 2, 0), (12, 32, 16, 8),
+]
+
+
+def check_upsampled_size(fn: Callable[..., int]) -> CheckResult:
+    """Check ``fn(size, kernel, stride, padding=0)``: one side of a transposed convolution's output."""
+
+    def run() -> str:
+        for size, kernel, stride, padding in _UPSAMPLE_CASES:
+            want = (size - 1) * stride - 2 * padding + kernel
+            got = _as_int(fn(size, kernel, stride, padding),
+                          f"upsampled_size({size}, {kernel}, {stride}, {padding})")
+            if got == want:
+                continue
+            where = f"upsampled_size({size}, kernel={kernel}, stride={stride}, padding={padding}) gave {got}, expected {want}"
+            if got == (size + 2 * padding - kernel) // stride + 1:
+                raise _Mistake(f"{where}. That is the convolution's formula; a transposed convolution runs "
+                               "it backwards: (size - 1) * stride - 2 * padding + kernel.")
+            if got == size * stride:
+                raise _Mistake(f"{where}. Not exactly size * stride: the last kernel placement sticks out "
+                               "by kernel - stride pixels (before padding is cropped).")
+            if got == (size - 1) * stride + kernel:
+                raise _Mistake(f"{where}. Padding *removes* 2 * padding pixels from a transposed convolution's output.")
+            if got == size * stride - 2 * padding + kernel:
+                raise _Mistake(f"{where}. There are size - 1 steps between size input positions, not size.")
+            raise _Mistake(f"{where}. Place the kernel at every input position, `stride` apart, and measure the span.")
+        return f"all {len(_UPSAMPLE_CASES)} cases match nn.ConvTranspose2d."
+
+    return _report("upsampled_size", run)
+
+
+# --- metrics ------------------------------------------------------------------------------------------
+
+def _jaccard_cases() -> list[torch.Tensor]:
+    return [
+        torch.tensor([[50, 10], [5, 35]]),
+        torch.tensor([[90, 2, 3], [4, 40, 1], [6, 0, 20]]),
+        torch.tensor([[7, 0, 1], [0, 0, 0], [2, 0, 5]]),  # class 1 absent from truth and prediction: NaN
+    ]
+
+
+def check_jaccard_from_confusion(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
+    """Check ``fn(confusion) -> per-class Jaccard`` for a ``C x C`` table (rows: truth, columns: prediction)."""
+
+    def run() -> str:
+        for confusion in _jaccard_cases():
+            table = confusion.double()
+            tp, predicted, actual = table.diag(), table.sum(0), table.sum(1)
+            want = tp / (predicted + actual - tp)
+            got = _as_tensor(fn(confusion.clone()), "jaccard_from_confusion")
+            where = f"for the confusion matrix {confusion.tolist()} you returned {_fmt(got)}, expected {_fmt(want)}"
+            if got.shape != want.shape:
+                raise _Mistake(f"{where}. Return one value per class: a tensor of shape ({len(want)},).")
+            if _close(got, want):
+                continue
+            present = ~want.isnan()
+            if _close(got[present], want[present]):
+                raise _Mistake(f"{where}. A class that is neither in the truth nor in the prediction has no "
+                               "union (0 / 0): return nan for it, not a number, so it does not count as 0 or 1.")
+            if _close(got, tp / predicted) or _close(got, tp / predicted.clamp(min=1)):
+                raise _Mistake(f"{where}. You left out the false negatives (the rest of each class's row): "
+                               "the union is TP + FP + FN.")
+            if _close(got, tp / actual) or _close(got, tp / actual.clamp(min=1)):
+                raise _Mistake(f"{where}. You left out the false positives (the rest of each class's column): "
+                               "the union is TP + FP + FN.")
+            if _close(got, tp / table.sum()):
+                raise _Mistake(f"{where}. Divide by the union of the class (TP + FP + FN), not by all pixels.")
+            if _close(got, tp / (predicted + actual)):
+                raise _Mistake(f"{where}. Row sum + column sum counts the true positives twice: subtract TP once.")
+            if _close(got, 2 * tp / (predicted + actual)):
+                raise _Mistake(f"{where}. That is the Dice score; the Jaccard index is TP / (TP + FP + FN).")
+            if _close(got, torch.div(tp, predicted + actual - tp, rounding_mode="floor")):
+                raise _Mistake(f"{where}. Integer division rounds to 0: convert the counts to float first.")
+            raise _Mistake(f"{where}. Per class c: TP = confusion[c, c], FP = column c without TP, FN = row c without TP.")
+        return "per-class Jaccard matches, including nan for an absent class."
+
+    return _report("jaccard_from_confusion", run)
+
+
+def check_pixel_accuracy(fn: Callable[..., Any]) -> CheckResult:
+    """Check ``fn(prediction, target, ignore_index=255) -> float``: share of non-void pixels predicted right."""
+
+    def run() -> str:
+        generator = torch.Generator().manual_seed(0)
+        target = torch.randint(0, 2, (2, 12, 16), generator=generator)
+        target[:, :3] = VOID  # a void border
+        prediction = torch.randint(0, 2, (2, 12, 16), generator=generator)
+        prediction[:, :3] = 1 - prediction[:, :3]  # void pixels: any prediction at all
+        cases = [(prediction, target), (target.clamp(max=1), target), (prediction[0, 3:], target[0, 3:])]
+        for pred, truth in cases:
+            counted = truth != VOID
+            want = (pred[counted] == truth[counted]).double().mean().item()
+            got = _as_tensor(fn(pred.clone(), truth.clone()), "pixel_accuracy")
+            if got.numel() != 1:
+                raise _Mistake(f"pixel_accuracy returned {got.numel()} values; return one number for all pixels.")
+            got = got.item()
+            if abs(got - want) < 1e-6:
+                continue
+            where = f"you returned {got:.4f}, expected {want:.4f}"
+            if abs(got - (pred == truth).double().mean().item()) < 1e-6:
+                raise _Mistake(f"{where}. Void pixels (target == ignore_index) must not count: "
+                               "leave them out of both the numerator and the denominator.")
+            if abs(got - (pred[counted] == truth[counted]).sum().item() / truth.numel()) < 1e-6:
+                raise _Mistake(f"{where}. Divide by the number of non-void pixels, not by all pixels.")
+            if abs(got - 100 * want) < 1e-4:
+                raise _Mistake(f"{where}. Return a share between 0 and 1, not a percentage.")
+            raise _Mistake(f"{where}. Keep the pixels where target != ignore_index, then average prediction == target.")
+        return "void pixels are ignored and the share is right."
+
+    return _report("pixel_accuracy", run)
+
+
+# --- upsampling ---------------------------------------------------------------------------------------
+
+def _bilinear_variant(in_channels: int, out_channels: int, kernel_size: int, *, even_centre_shift: bool) -> torch.Tensor:
+    """A bilinear kernel with the centre at ``factor - 1``, even for even sizes (a typical mistake)."""
+    factor = (kernel_size + 1) // 2
+    centre = factor - 1 if (kernel_size % 2 == 1 or not even_centre_shift) else factor - 0.5
+    steps = torch.arange(kernel_size, dtype=torch.float64)
+    ramp = 1 - (steps - centre).abs() / factor
+    weight = torch.zeros(in_channels, out_channels, kernel_size, kernel_size, dtype=torch.float64)
+    for channel in range(min(in_channels, out_channels)):
+        weight[channel, channel] = ramp[:, None] * ramp[None, :]
+    return weight
+
+
+def check_bilinear_kernel(fn: Callable[[int, int, int], Any]) -> CheckResult:
+    """Check ``fn(in_channels, out_channels, kernel_size)``: the weight that makes a transposed
+    convolution do bilinear upsampling (shape ``in x out x k x k``, channel c copied to channel c)."""
+    from fcn_tutorial.models import bilinear_kernel
+
+    def run() -> str:
+        for in_channels, out_channels, kernel_size in [(2, 2, 4), (3, 3, 16), (2, 2, 3), (21, 21, 64), (1, 1, 5)]:
+            want = torch.as_tensor(bilinear_kernel(in_channels, out_channels, kernel_size), dtype=torch.float64)
+            got = _as_tensor(fn(in_channels, out_channels, kernel_size), "bilinear_kernel")
+            call = f"bilinear_kernel({in_channels}, {out_channels}, {kernel_size})"
+            if got.shape != want.shape:
+                hint = " (a 2D kernel alone is not enough: the transposed convolution needs one per channel pair)" \
+                    if got.dim() == 2 else ""
+                raise _Mistake(f"{call} has shape {tuple(got.shape)}, expected {tuple(want.shape)}: "
+                               f"in_channels x out_channels x kernel_size x kernel_size{hint}.")
+            if _close(got, want):
+                continue
+            eye = torch.eye(in_channels, out_channels, dtype=torch.bool)
+            if in_channels > 1 and got[~eye].abs().max() > 0:
+                if _close(got[eye], want[eye]):
+                    raise _Mistake(f"{call}: the kernel is also set between different channels. Channel c must be "
+                                   "upsampled from channel c only: weight[c, c] is the bilinear kernel, the rest is 0.")
+                raise _Mistake(f"{call}: weight[i, j] must be 0 for i != j (each channel is upsampled on its own).")
+            if kernel_size % 2 == 0 and _close(got, _bilinear_variant(in_channels, out_channels, kernel_size,
+                                                                       even_centre_shift=False)):
+                raise _Mistake(f"{call}: for an even kernel size the centre lies between two pixels, at "
+                               "factor - 0.5 (factor = (k + 1) // 2), not at factor - 1.")
+            if _close(got / got.max(), want / want.max()):
+                raise _Mistake(f"{call}: the shape of the kernel is right but its scale is not: "
+                               "use 1 - |i - centre| / factor in each direction, with no normalisation.")
+            raise _Mistake(f"{call}: weight[c, c, i, j] = (1 - |i - centre| / factor) * (1 - |j - centre| / factor), "
+                           "with factor = (k + 1) // 2 and centre = factor - 1 (odd k) or factor - 0.5 (even k).")
+        return "the kernels match for odd and even sizes and several channel counts."
+
+    return _report("bilinear_kernel", run)
+
+
+def check_crop_offsets(fn: Callable[[int, int], Any]) -> CheckResult:
+    """Check ``fn(height, width)``: the centre-crop offsets of the original FCN-8s (padding 100, floor
+    pooling) for that input, compared with ``fcn_tutorial.models.crop_offsets``."""
+    from fcn_tutorial.models import build_model, crop_offsets
+
+    model = build_model("fcn8s", 2, preset="original", width=0.0625)
+
+    def run() -> str:
+        sizes = [(224, 224), (500, 574), (288, 384), (530, 622), (100, 100)]
+        for height, width in sizes:
+            want = crop_offsets(model, (height, width))
+            got = fn(height, width)
+            if got is None:
+                raise _Mistake("crop_offsets returned None; did you forget the `return`?")
+            if _same_offsets(got, want):
+                continue
+            raise _Mistake(f"for a {height} x {width} input you returned {got!r}, expected {want!r}. Follow the "
+                           "sizes through the network (conv1_1 pads 100, pools round down), then centre-crop: "
+                           "offset = (larger - smaller) // 2 at each skip and at the end.")
+        return f"offsets match for {len(sizes)} input sizes."
+
+    return _report("crop_offsets", run)
+
+
+# --- training -----------------------------------------------------------------------------------------
+
+def _tiny_batch() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, 8, 8, generator=generator)
+    masks = (images[:, 0] > 0.5).long()
+    masks[:, 0, :] = VOID  # a void row: the loss must skip it
+    model = nn.Conv2d(3, 2, 3, padding=1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
+    return model, images, masks
+
+
+def _reference_step(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, lr: float, *,
+                    stale_grad: list[torch.Tensor] | None = None) -> float:
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for parameter, stale in zip(model.parameters(), stale_grad or []):
+        parameter.grad = stale.clone()
+    if stale_grad is None:
+        optimizer.zero_grad()
+    loss = F.cross_entropy(model(images), masks, ignore_index=VOID)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def check_training_step(fn: Callable[..., Any]) -> CheckResult:
+    """Check ``fn(model, optimizer, images, masks) -> loss``: one optimisation step with the pixel-wise
+    cross-entropy that ignores void (255) pixels; the loss must be returned as a number or a 0-d tensor."""
+
+    def run() -> str:
+        lr = 0.5
+        model, images, masks = _tiny_batch()
+        stale = [torch.full_like(parameter, 3.0) for parameter in model.parameters()]
+        # The student's step, with stale gradients left over from "a previous step".
+        student = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(student.parameters(), lr=lr)
+        for parameter, old in zip(student.parameters(), stale):
+            parameter.grad = old.clone()
+        before = [parameter.detach().clone() for parameter in student.parameters()]
+        try:
+            loss = fn(student, optimizer, images.clone(), masks.clone())
+        except (IndexError, RuntimeError) as error:
+            if "out of bounds" in str(error):
+                raise _Mistake(f"the loss failed on void pixels ({error}): pass ignore_index=255 to "
+                               "F.cross_entropy so that pixels labelled 255 are skipped.") from None
+            raise
+        loss = _as_tensor(loss.detach() if isinstance(loss, torch.Tensor) else loss, "training_step")
+        if loss.numel() != 1:
+            raise _Mistake(f"training_step returned {loss.numel()} values; return the batch's mean loss (one number).")
+        correct = copy.deepcopy(model)
+        want_loss = _reference_step(correct, images, masks, lr)
+        after = list(student.parameters())
+        if all(torch.equal(a, b) for a, b in zip(after, before)):
+            raise _Mistake("the weights did not change: call loss.backward() and then optimizer.step().")
+        if abs(loss.item() - want_loss) > 1e-5:
+            raise _Mistake(f"the loss was {loss.item():.5f}, expected {want_loss:.5f} for F.cross_entropy(model(images), "
+                           "masks, ignore_index=255). Return the loss computed before the step, averaged over the "
+                           "non-void pixels.")
+        if _params_close(after, correct.parameters()):
+            # The step is right; does the loss go down over a few steps too?
+            losses = [loss.item()] + [_as_tensor(fn(student, optimizer, images, masks), "training_step").item()
+                                      for _ in range(5)]
+            if not losses[-1] < losses[0]:
+                raise _Mistake(f"the loss did not decrease over six steps ({losses[0]:.4f} -> {losses[-1]:.4f}).")
+            return f"one step matches SGD on the cross-entropy without void, and the loss falls {losses[0]:.3f} -> {losses[-1]:.3f}."
+        accumulated = copy.deepcopy(model)
+        _reference_step(accumulated, images, masks, lr, stale_grad=stale)
+        if _params_close(after, accumulated.parameters()):
+            raise _Mistake("the step used gradients left over from an earlier step: call optimizer.zero_grad() "
+                           "before loss.backward(), or the gradients add up from step to step.")
+        raise _Mistake("the weights changed, but not as one SGD step on F.cross_entropy(model(images), masks, "
+                       "ignore_index=255) would change them: zero the gradients, compute that loss, "
+                       "call backward(), then optimizer.step().")
+
+    return _report("training_step", run)
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
+    return got.shape == want.shape and torch.allclose(got.double(), want.double(), atol=1e-6, equal_nan=True)
+
+
+def _params_close(a, b) -> bool:
+    return all(torch.allclose(x.detach(), y.detach(), atol=1e-6) for x, y in zip(a, b))
+
+
+def _fmt(values: torch.Tensor) -> str:
+    return "[" + ", ".join("nan" if math.isnan(v) else f"{v:.3f}" for v in values.flatten().tolist()) + "]"
+
+
+def _same_offsets(got: Any, want: Any) -> bool:
+    """Offsets compare equal as nested dicts / sequences of ints, whatever container the student chose."""
+    if isinstance(want, dict):
+        return isinstance(got, dict) and set(got) == set(want) and all(_same_offsets(got[k], want[k]) for k in want)
+    if isinstance(want, (list, tuple)):
+        return isinstance(got, (list, tuple)) and len(got) == len(want) and all(
+            _same_offsets(g, w) for g, w in zip(got, want))
+    try:
+        return int(got) == int(want)
+    except (TypeError, ValueError):
+        return False
