@@ -30,7 +30,6 @@ tensor([[2, 1],
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -69,11 +68,8 @@ def scores_from_confusion(confusion: torch.Tensor) -> SegmentationScores:
     """Pixel accuracy, per-class Jaccard ``TP / (TP + FP + FN)``, their mean and per-class Dice."""
     confusion = confusion.detach().to("cpu", torch.float64)
     true_positives = confusion.diagonal()
-    in_truth, in_prediction = confusion.sum(dim=1), confusion.sum(dim=0)
-    union = in_truth + in_prediction - true_positives
-    # 0 / 0 gives NaN: a class absent from truth and prediction has no Jaccard, and nanmean skips it.
-    jaccard = true_positives / union
-    dice = 2 * true_positives / (in_truth + in_prediction)
+    jaccard = _jaccard(confusion)
+    dice = 2 * true_positives / (confusion.sum(dim=1) + confusion.sum(dim=0))
     return SegmentationScores(
         pixel_accuracy=(true_positives.sum() / confusion.sum()).item(),
         jaccard=jaccard.tolist(),
@@ -81,6 +77,17 @@ def scores_from_confusion(confusion: torch.Tensor) -> SegmentationScores:
         dice=dice.tolist(),
         confusion=confusion.to(torch.int64),
     )
+
+
+def _jaccard(confusion: torch.Tensor) -> torch.Tensor:
+    """Per-class ``TP / (TP + FP + FN)`` of a ``... x C x C`` matrix, as float64.
+
+    A class absent from truth and prediction gives 0 / 0 = NaN: it has no Jaccard, and nanmean skips it.
+    """
+    confusion = confusion.double()
+    true_positives = confusion.diagonal(dim1=-2, dim2=-1)
+    union = confusion.sum(dim=-1) + confusion.sum(dim=-2) - true_positives
+    return true_positives / union
 
 
 def _as_labels(prediction: torch.Tensor, target: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,9 +209,11 @@ class ConfusionMatrix:
             self.confusion += counts
 
     def compute(self) -> SegmentationScores:
+        """The scores of everything added so far (all NaN before the first update)."""
         return scores_from_confusion(self.confusion)
 
     def reset(self) -> None:
+        """Start again from zero, e.g. at the next epoch."""
         self.confusion.zero_()
 
     def reduce_from_all_processes(self) -> None:
@@ -228,7 +237,8 @@ class ConfusionMatrix:
         return total.merge(other)
 
     def __repr__(self) -> str:
-        return f"ConfusionMatrix(n_classes={self.n_classes}, ignore_index={self.ignore_index}, pixels={int(self.confusion.sum())})"
+        pixels = int(self.confusion.sum())
+        return f"ConfusionMatrix(n_classes={self.n_classes}, ignore_index={self.ignore_index}, pixels={pixels})"
 
 
 class PerImageJaccard:
@@ -249,12 +259,11 @@ class PerImageJaccard:
         """Add a batch (``N x H x W`` labels or ``N x C x H x W`` logits) or one ``H x W`` image."""
         with torch.no_grad():
             counts = _count(prediction, target, self.n_classes, self.ignore_index, per_image=True)
-            true_positives = counts.diagonal(dim1=1, dim2=2)
-            union = counts.sum(dim=1) + counts.sum(dim=2) - true_positives
-            self._batches.append((true_positives.double() / union).cpu())
+            self._batches.append(_jaccard(counts).cpu())
 
     @property
     def values(self) -> torch.Tensor:
+        """``images x classes`` Jaccard of every image added so far, in the order they came."""
         if not self._batches:
             return torch.empty(0, self.n_classes, dtype=torch.float64)
         return torch.cat(self._batches)
