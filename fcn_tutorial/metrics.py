@@ -268,6 +268,10 @@ class PerImageJaccard:
             return torch.empty(0, self.n_classes, dtype=torch.float64)
         return torch.cat(self._batches)
 
+    def compute(self) -> torch.Tensor:
+        """The same as :attr:`values`, so that every metric here reads ``update``, ``compute``, ``reset``."""
+        return self.values
+
     def mean(self) -> torch.Tensor:
         """Per-class mean over the images where the class appears (in truth or prediction)."""
         return self.values.nanmean(dim=0)

@@ -299,6 +299,7 @@ def test_per_image_jaccard_matches_one_matrix_per_image():
         expected = jaccard_index(prediction[image], target[image], 3, ignore_index=VOID)
         assert torch.allclose(values[image], torch.tensor(expected, dtype=torch.float64), equal_nan=True)
     assert values[2, 2].isnan() and values[~values.isnan()].numel() == 14
+    assert torch.allclose(per_image.compute(), values, equal_nan=True)
     assert torch.allclose(per_image.mean(), values.nanmean(dim=0))
     assert per_image.mean()[2] == pytest.approx(values[[0, 1, 3, 4], 2].mean().item())
 
