@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torchvision import tv_tensors
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -239,14 +240,16 @@ class InMemoryDataset(Dataset):
         self.transform = transform
         self.images, self.masks = [], []
         for image, mask in tqdm(dataset, desc="caching frames", leave=False, disable=_bars_disabled(progress)):
-            self.images.append((image * 255).round().to(torch.uint8))
-            self.masks.append(mask.to(torch.uint8))
+            self.images.append((image.as_subclass(torch.Tensor) * 255).round().to(torch.uint8))
+            self.masks.append(mask.as_subclass(torch.Tensor).to(torch.uint8))
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int):
-        image, mask = self.images[index].float() / 255, self.masks[index].long()
+        # tv_tensors tell the v2 transforms which tensor is the image and which the mask
+        image = tv_tensors.Image(self.images[index].float() / 255)
+        mask = tv_tensors.Mask(self.masks[index].long())
         if self.transform is not None:
             image, mask = self.transform(image, mask)
         return image, mask

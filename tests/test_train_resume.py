@@ -1,0 +1,69 @@
+"""Nothing lost: a training process killed with SIGKILL mid-epoch resumes to the very same run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fcn_tutorial.checkpoint import load_checkpoint
+from fcn_tutorial.data import make_synthetic_polyps
+from fcn_tutorial.history import read_history
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train_command(data: Path, out: Path, epochs: int) -> list[str]:
+    return [sys.executable, "-m", "fcn_tutorial.cli", "train", "--data", str(data), "--out", str(out),
+            "--model", "fcn8s", "--preset", "compact", "--width", "0.0625", "--crop-size", "48",
+            "--hflip", "0.5", "--rotation", "10", "--batch-size", "4", "--eval-batch-size", "2",
+            "--epochs", str(epochs), "--lr", "1e-3", "--num-workers", "2", "--seed", "7", "--no-progress", "--no-test"]
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    data = make_synthetic_polyps(tmp_path / "data", n_train=48, n_valid=6, n_test=2, size=(64, 64), progress=False)
+    epochs = 4
+    straight = run(train_command(data, tmp_path / "straight", epochs))
+    assert straight.returncode == 0, straight.stderr
+
+    # Kill the second run once epoch 2 is saved and epoch 3 has been running for a moment.
+    killed_run = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(train_command(data, killed_run, epochs), cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, deadline = killed_run / "train.log", time.monotonic() + 180
+    while not (log.exists() and "EPOCH 2:" in log.read_text()):
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    epoch_seconds = read_history(killed_run / "history.csv")[-1]["seconds"]
+    time.sleep(epoch_seconds / 3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(read_history(killed_run / "history.csv")) == 2  # killed inside epoch 3
+
+    resumed = run([sys.executable, "-m", "fcn_tutorial.cli", "train", "--resume", str(killed_run), "--no-progress"])
+    assert resumed.returncode == 0, resumed.stderr
+
+    def without_seconds(run_dir):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in read_history(run_dir / "history.csv")]
+
+    assert len(without_seconds(killed_run)) == epochs
+    assert without_seconds(killed_run) == without_seconds(tmp_path / "straight")
+    for name in ("last.pt", "best.pt"):
+        a = load_checkpoint(tmp_path / "straight" / name)["model"]
+        b = load_checkpoint(killed_run / name)["model"]
+        assert all(torch.equal(a[key], b[key]) for key in a), f"{name} weights differ"
+    assert "resumed" in (killed_run / "train.log").read_text()

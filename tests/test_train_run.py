@@ -1,0 +1,115 @@
+"""Training runs in process on tiny synthetic data: the run folder, resuming, NaN, early stopping, limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+
+import pytest
+import torch
+
+from fcn_tutorial import train as train_module
+from fcn_tutorial.checkpoint import load_checkpoint
+from fcn_tutorial.data import make_synthetic_polyps
+from fcn_tutorial.history import read_history
+from fcn_tutorial.train import NonFiniteLossError, TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    make_synthetic_polyps(root, n_train=12, n_valid=5, n_test=4, size=(48, 48), seed=0, progress=False)
+    return root
+
+
+def tiny_config(root, out, **options) -> TrainConfig:
+    """A network and data small enough for a few epochs in about a second."""
+    values = dict(data=str(root), out=str(out), model="fcn8s", preset="compact", width=0.0625, crop_size=32,
+                  batch_size=4, eval_batch_size=2, epochs=2, lr=1e-3, progress=False, seed=0)
+    values.update(options)
+    return TrainConfig(**values)
+
+
+def without_seconds(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_a_run_folder_holds_everything(synthetic_root, tmp_path):
+    config = tiny_config(synthetic_root, tmp_path / "run", schedule="cosine")
+    history = train(config)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["config.json", "history.csv", "curves.png", "train.log", "best.pt", "last.pt", "test.json"])
+    assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())) == config
+    assert read_history(run / "history.csv") == history and len(history) == 2
+    assert list(history[0]) == ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", "val_jaccard_0",
+                                "val_jaccard_1", "val_jaccard_mean", "seconds"]
+    assert history[1]["lr"] < history[0]["lr"]  # cosine schedule
+    log = (run / "train.log").read_text()
+    epoch_lines = re.findall(r"^EPOCH \d+: Avg epoch training cost train [\d.]+, cost val [\d.]+, acc val [\d.]+, "
+                             r"jacc val class 0 [\d.]+, jacc val class 1 [\d.]+, jacc val [\d.]+ took [\d.]+ s$", log, re.M)
+    assert len(epoch_lines) == 2
+    assert re.search(r"^FINAL MODEL: err test [\d.]+, acc test [\d.]+, jacc test class 0 [\d.]+, "
+                     r"jacc test class 1 [\d.]+, jacc test [\d.]+$", log, re.M)
+    last = load_checkpoint(run / "last.pt")  # weights_only=True: only tensors and plain values
+    assert last["epoch"] == 2 and set(last) >= {"model", "optimizer", "scheduler", "rng", "history", "config"}
+    best = load_checkpoint(run / "best.pt")
+    best_row = max(history, key=lambda row: row["val_jaccard_mean"])
+    assert best["epoch"] == best_row["epoch"] and best["scores"] == best_row
+
+
+def test_resuming_gives_the_same_run_as_not_stopping(synthetic_root, tmp_path):
+    straight = train(tiny_config(synthetic_root, tmp_path / "straight", epochs=3, hflip=0.5, rotation=10))
+    train(tiny_config(synthetic_root, tmp_path / "resumed", epochs=1, hflip=0.5, rotation=10))
+    resumed = train(tiny_config(synthetic_root, tmp_path / "resumed", epochs=3, hflip=0.5, rotation=10), resume=True)
+    assert without_seconds(resumed) == without_seconds(straight)
+    a, b = (load_checkpoint(tmp_path / run / "last.pt")["model"] for run in ("straight", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(tiny_config(synthetic_root, run, epochs=1))
+    good = (run / "last.pt").read_bytes()
+    real_loss = train_module.segmentation_loss
+    calls = []
+
+    def poisoned(logits, target, weight=None):
+        calls.append(1)
+        loss = real_loss(logits, target, weight)
+        return loss * math.nan if len(calls) == 2 else loss  # the second batch of epoch 2
+
+    monkeypatch.setattr(train_module, "segmentation_loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match="epoch 2, batch 2"):
+        train(tiny_config(synthetic_root, run, epochs=3), resume=True)
+    assert (run / "last.pt").read_bytes() == good
+    assert len(read_history(run / "history.csv")) == 1
+
+
+def test_an_absurd_learning_rate_is_caught(synthetic_root, tmp_path):
+    with pytest.raises(NonFiniteLossError, match="lower --lr"):
+        train(tiny_config(synthetic_root, tmp_path / "run", optimizer="sgd", lr=1e30, epochs=3))
+
+
+def test_early_stopping_and_time_limit(synthetic_root, tmp_path):
+    frozen = train(tiny_config(synthetic_root, tmp_path / "frozen", lr=0.0, epochs=6, patience=2))
+    assert len(frozen) == 3  # best at epoch 1, then 2 epochs without improvement
+    assert "no improvement for 2 epochs" in (tmp_path / "frozen" / "train.log").read_text()
+    limited = train(tiny_config(synthetic_root, tmp_path / "limited", epochs=6, time_limit=1e-6))
+    assert len(limited) == 1
+
+
+def test_a_finished_run_is_never_overwritten(synthetic_root, tmp_path):
+    train(tiny_config(synthetic_root, tmp_path / "run", epochs=1))
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(tiny_config(synthetic_root, tmp_path / "run", epochs=1))
+
+
+def test_cache_and_channels_last_and_class_weights(synthetic_root, tmp_path):
+    config = tiny_config(synthetic_root, tmp_path / "run", cache=True, resize=40, channels_last=True,
+                         class_weights=[0.5, 2.0], monitor="1", n_train=8, n_eval=3)
+    history = train(config)
+    assert len(history) == 2 and all(math.isfinite(row["train_loss"]) for row in history)
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["config"] == dataclasses.asdict(config)
