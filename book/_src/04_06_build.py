@@ -6,10 +6,10 @@ Each source ``book/_src/0X_name.py`` is a plain Python file cut into cells by ``
 * ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines start with ``# ``;
 * ``tags=["solution", "hide-cell"]`` after the marker sets the cell's tags.
 
-The script writes ``book/0X_name.ipynb`` without outputs. Afterwards, refresh the set-up cell and
-execute the chapter in place so that the committed notebook carries real outputs::
+The script writes ``book/0X_name.ipynb`` without outputs, with the set-up cell of
+``scripts/setup_cell.py`` first. Afterwards, execute the chapter in place so that the committed
+notebook carries real outputs::
 
-    .venv/bin/python scripts/setup_cell.py
     FCN_TUTORIAL_DATA=/path/to/shared/data FCN_TUTORIAL_PROFILE=quick \\
         .venv/bin/jupyter execute --inplace book/0X_name.ipynb
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import nbformat
 
 SOURCES = Path(__file__).resolve().parent
 BOOK = SOURCES.parent
+SETUP_CELL = BOOK.parent / "scripts" / "setup_cell.py"
 CHAPTERS = {
     "04": "04_fcn_architectures",
     "05": "05_measuring_segmentation",
@@ -80,6 +82,7 @@ def build(key: str) -> Path:
     target = BOOK / f"{name}.ipynb"
     nbformat.validate(notebook)
     nbformat.write(notebook, target)
+    subprocess.run([sys.executable, str(SETUP_CELL), str(target)], check=True)  # the Colab set-up cell
     return target
 
 
