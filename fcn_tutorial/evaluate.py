@@ -44,7 +44,11 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
 
 
 class ResizedInput(nn.Module):
-    """Run ``model`` on the image resized to ``size`` and bring its scores back to the image's size."""
+    """Run ``model`` on the image resized to ``size`` and bring its scores back to the image's size.
+
+    ``size`` is read as in :func:`fcn_tutorial.data.transforms.eval_transforms`: an int is the
+    shorter side (keeping the aspect ratio), a pair is ``(height, width)``.
+    """
 
     def __init__(self, model: nn.Module, size: int | tuple[int, int]):
         super().__init__()
@@ -59,7 +63,7 @@ class ResizedInput(nn.Module):
 
 
 def _as_size(size: int | tuple[int, int]) -> list[int]:
-    return [size, size] if isinstance(size, int) else list(size)
+    return [size] if isinstance(size, int) else list(size)
 
 
 def _input_size(resize: int | str | None, config: TrainConfig) -> int | None:

@@ -35,7 +35,8 @@ OVERLAY_COLORS = ["#00000000", "#ff2020", "#20c0ff", "#ffd020", "#40ff40"]  # cl
 def predict(model: nn.Module, image: torch.Tensor, *, size: int | None = None) -> torch.Tensor:
     """The class of every pixel of ``image`` (float ``3 x H x W`` in [0, 1]): an int64 ``H x W`` mask.
 
-    ``size``: run the network on the image resized to ``size x size`` and resize its scores back.
+    ``size``: run the network on the image resized so that its shorter side is ``size``, and resize
+    its scores back.
     """
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"expected an image of shape 3 x H x W, got {tuple(image.shape)}")
@@ -77,7 +78,7 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
 def mask_to_png(mask: torch.Tensor, n_classes: int) -> Image.Image:
     """A grey-level PNG of the classes, spread over 0..255 (two classes: 0 and 255)."""
     step = 255 // max(1, n_classes - 1)
-    return Image.fromarray((mask * step).to(torch.uint8).numpy(), mode="L")
+    return Image.fromarray((mask * step).to(torch.uint8).numpy())  # 2-D uint8: mode "L"
 
 
 def overlay(image: torch.Tensor, mask: torch.Tensor, n_classes: int, alpha: float = 0.45) -> Image.Image:

@@ -289,7 +289,8 @@ def train_one_epoch(
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(images)
         loss = segmentation_loss(logits, masks, class_weights)
-        if not torch.isfinite(loss):
+        non_finite = all_reduce_sum((~torch.isfinite(loss)).float())  # every process stops together
+        if non_finite.item():
             raise NonFiniteLossError(
                 f"the training loss is {loss.item()} at epoch {epoch}, batch {step + 1}; stopped before "
                 f"changing the weights (lower --lr, or try --amp none)"
@@ -405,37 +406,33 @@ def _evenly_spread(dataset: Dataset, count: int | None) -> Dataset:
     return Subset(dataset, torch.linspace(0, len(dataset) - 1, count).round().long().tolist())
 
 
-def _collate():
-    from .data.loaders import pad_collate
-
-    return pad_collate
-
-
-def _seed_worker(worker_id: int) -> None:
-    """Seed NumPy and Python in a DataLoader worker from the torch seed the loader gave it."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 def train_loader(dataset: Dataset, config: TrainConfig, ctx: DistributedContext, epoch: int) -> DataLoader:
-    """The shuffled training batches of ``epoch``, a function of ``(seed, epoch)`` only (also per worker)."""
-    sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed)
+    """The shuffled training batches of ``epoch``: a function of ``(seed, epoch)`` only.
+
+    The order comes from a ``DistributedSampler`` (seeded by ``seed``, reshuffled by ``set_epoch``,
+    one shard per process); the augmentation of frame ``i`` runs under the seed ``(seed, epoch, i)``
+    (:class:`~fcn_tutorial.data.loaders.SeededItems`), in whichever worker draws it.
+    """
+    from .data.loaders import SeededItems, pad_collate, seed_worker
+
+    items = SeededItems(dataset, config.seed)
+    items.epoch = epoch
+    sampler = DistributedSampler(items, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed)
     sampler.set_epoch(epoch)
-    generator = torch.Generator().manual_seed(epoch_seed(config.seed, epoch, ctx.rank))
     return DataLoader(
-        dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
-        collate_fn=_collate(), generator=generator, worker_init_fn=_seed_worker,
-        pin_memory=ctx.device.type == "cuda", drop_last=False,
+        items, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
+        collate_fn=pad_collate, worker_init_fn=seed_worker, pin_memory=ctx.device.type == "cuda",
     )
 
 
 def eval_loader(dataset: Dataset, config: TrainConfig, ctx: DistributedContext) -> DataLoader:
     """Every image of ``dataset`` exactly once, split over the processes without padding."""
+    from .data.loaders import pad_collate, seed_worker
+
     sampler = ShardSampler(len(dataset), ctx.rank, ctx.world_size)
     return DataLoader(
         dataset, batch_size=config.eval_batch_size, sampler=sampler, num_workers=config.num_workers,
-        collate_fn=_collate(), worker_init_fn=_seed_worker, pin_memory=ctx.device.type == "cuda",
+        collate_fn=pad_collate, worker_init_fn=seed_worker, pin_memory=ctx.device.type == "cuda",
     )
 
 
@@ -558,10 +555,13 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         log(f"training {config.model} ({config.preset}, width {config.width}, {n_params:,} parameters) on "
             f"{config.data}: {len(datasets['train'])} training / {len(datasets['val'])} validation images, {device}")
 
+    # Training goes through DDP (gradients averaged over processes); evaluation runs the plain module,
+    # since each process scores a different number of images.
     if ctx.is_distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    eval_model = raw_model
     if config.compile:
-        model = torch.compile(model)
+        model, eval_model = torch.compile(model), torch.compile(raw_model)
     val_loader = eval_loader(datasets["val"], config, ctx)
 
     stop_reason = "reached the last epoch"
@@ -584,7 +584,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype, class_weights=class_weights,
             channels_last=config.channels_last, epoch=epoch, progress=progress,
         )
-        val_loss, scores = evaluate(model, val_loader, config.n_classes, device, amp_dtype=amp_dtype,
+        val_loss, scores = evaluate(eval_model, val_loader, config.n_classes, device, amp_dtype=amp_dtype,
                                     channels_last=config.channels_last, progress=progress)
         seconds = time.perf_counter() - started
         elapsed += seconds
@@ -618,7 +618,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
 
     if config.test and "test" in datasets and best_path.exists():
         raw_model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
-        test_loss, test_scores = evaluate(model, eval_loader(datasets["test"], config, ctx), config.n_classes, device,
+        test_loss, test_scores = evaluate(eval_model, eval_loader(datasets["test"], config, ctx), config.n_classes, device,
                                           amp_dtype=amp_dtype, channels_last=config.channels_last,
                                           progress=progress, desc="test")
         log(final_line(test_loss, test_scores, config.n_classes))
