@@ -387,7 +387,8 @@ def build_datasets(config: TrainConfig, ctx: DistributedContext | None = None) -
         # With a cache, frames are decoded and resized once; only the rest runs at every access.
         load = transforms.eval_transforms(resize=config.resize, normalize=False) if config.cache else split_transform(split, config.resize)
         try:
-            dataset = registry.get_dataset(config.data, split, transform=load, download=config.download and split == "train")
+            dataset = registry.get_dataset(config.data, split, transform=load, n_classes=config.n_classes,
+                                           download=config.download and split == "train")
         except (FileNotFoundError, ValueError, KeyError):
             if split == "test":  # a data set without a test split: no final evaluation
                 continue
