@@ -13,7 +13,7 @@ ifneq ($(wildcard ../shared/data/kvasir-seg),)
 export FCN_TUTORIAL_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install test unit notebooks site browser-test book student bench clean
+.PHONY: install test unit notebooks site mathjax browser-test book student bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,50 @@ unit: install
 
 test: install chromium
 	$(PY) -m pytest tests -m "not browser" -q
+	$(BOOK_ENV) $(PY) -m pytest --nbval-lax book/ -q
+	$(MAKE) site
+	$(PY) -m pytest tests -m browser -q
 	@echo "== all tests passed =="
+
+# --- the book -------------------------------------------------------------------------------------
+# Chapters run in the quick profile on the CPU (`FCN_TUTORIAL_DATA` above points at the real frames).
+CHAPTERS := $(sort $(wildcard book/0*.ipynb))
+BOOK_ENV := FCN_TUTORIAL_PROFILE=quick CUDA_VISIBLE_DEVICES=
+# MathJax 3 from the npm registry, served by the site itself (no CDN).
+MATHJAX := _build/npm/node_modules/mathjax/es5
+
+# Execute every chapter in place, so that the committed notebooks carry fresh outputs.
+notebooks: install
+	@for notebook in $(CHAPTERS); do \
+	    echo "== executing $$notebook"; \
+	    $(BOOK_ENV) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	        --ExecutePreprocessor.timeout=1200 $$notebook || exit 1; \
+	done
+
+$(MATHJAX)/tex-chtml.js:
+	npm install --prefix _build/npm --no-audit --no-fund --loglevel=error mathjax@3
+
+# Copy the parts of MathJax the pages load into _build/mathjax/mathjax (a static path of the site).
+mathjax: $(MATHJAX)/tex-chtml.js
+	rm -rf _build/mathjax && mkdir -p _build/mathjax/mathjax
+	cp -r $(MATHJAX)/tex-chtml.js $(MATHJAX)/input $(MATHJAX)/output $(MATHJAX)/ui $(MATHJAX)/a11y \
+	    $(MATHJAX)/adaptors _build/mathjax/mathjax/
+
+# Build the site from the stored outputs; any warning fails the build.
+site: install mathjax
+	$(VENV)/bin/jupyter-book build . -W --keep-going
+
+# Drive every built page in headless Chromium: no console errors, every image loaded, equations rendered.
+browser-test: install chromium
+	$(PY) scripts/browser_check.py _build/html --screenshots _build/screenshots
+
+book: install notebooks site
+	@echo "The book is in _build/html/index.html; to browse it, run"
+	@echo "    $(PY) -m http.server --directory _build/html 8000   and open http://localhost:8000"
+
+# Student copies of the chapters, without the solution cells, in student/.
+student: install
+	$(PY) scripts/make_student.py --out student
 
 clean:
 	rm -rf _build .pytest_cache

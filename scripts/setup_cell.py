@@ -24,6 +24,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TAG = "colab-setup"
+TAGS = [TAG, "hide-cell"]  # hide-cell: the site folds the cell away; Colab shows it
 
 TEMPLATE = '''\
 # Set-up: where this book's package is missing (on Google Colab), install it from
@@ -84,19 +85,25 @@ def is_setup_cell(cell) -> bool:
     return cell.cell_type == "code" and TAG in cell.get("metadata", {}).get("tags", [])
 
 
+def up_to_date(cell, source: str) -> bool:
+    return is_setup_cell(cell) and cell.source == source and all(tag in cell.metadata["tags"] for tag in TAGS)
+
+
 def apply(notebook_path: Path, source: str) -> bool:
     """Put the set-up cell first in ``notebook_path``; return True when the file changed."""
     notebook = nbformat.read(notebook_path, as_version=4)
     cells = notebook.cells
     if cells and is_setup_cell(cells[0]):
-        if cells[0].source == source:
+        if up_to_date(cells[0], source):
             return False
-        cells[0].source = source
-        cells[0].outputs = []
-        cells[0].execution_count = None
+        cells[0].metadata["tags"] = TAGS + [tag for tag in cells[0].metadata["tags"] if tag not in TAGS]
+        if cells[0].source != source:
+            cells[0].source = source
+            cells[0].outputs = []
+            cells[0].execution_count = None
     else:
         cell = nbformat.v4.new_code_cell(source)
-        cell.metadata["tags"] = [TAG]
+        cell.metadata["tags"] = list(TAGS)
         cells.insert(0, cell)
     nbformat.write(notebook, notebook_path)
     return True
@@ -115,9 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"{path}: notebook not found")
         notebook = nbformat.read(path, as_version=4)
         first = notebook.cells[0] if notebook.cells else None
-        up_to_date = first is not None and is_setup_cell(first) and first.source == source
         if args.check:
-            if not up_to_date:
+            if first is None or not up_to_date(first, source):
                 stale.append(path)
         elif apply(path, source):
             print(f"updated the set-up cell of {path.relative_to(REPO) if path.is_absolute() else path}")
