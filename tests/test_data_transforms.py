@@ -1,0 +1,141 @@
+"""Joint transforms keep image and mask aligned; presets; seeded loaders and void padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+from torchvision import tv_tensors
+
+from fcn_tutorial.data import VOID, make_loaders, pad_collate
+from fcn_tutorial.data.transforms import eval_transforms, get_preset, original_preset, train_transforms
+
+
+def coded_pair(height=50, width=70, seed=0):
+    """A mask of random blocks (0, 1, 2) and an image that encodes it: channel 0 = mask / 4, channel 1 = 1."""
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.randint(0, 3, (height // 5 + 1, width // 5 + 1), generator=generator)
+    mask = mask.repeat_interleave(5, 0).repeat_interleave(5, 1)[:height, :width]
+    image = torch.stack([mask / 4, torch.ones(height, width), torch.rand(height, width, generator=generator)])
+    return tv_tensors.Image(image.float()), tv_tensors.Mask(mask)
+
+
+def assert_aligned(image, mask):
+    valid = mask != VOID
+    assert torch.equal((image[0][valid] * 4).round().long(), mask[valid])  # the image still encodes the mask
+    assert (image[1][valid] == 1).all()
+    assert (image[1][~valid] == 0).all()  # pixels from outside the frame: 0 in the image, VOID in the mask
+
+
+@pytest.mark.parametrize("options", [
+    dict(crop_size=32, hflip=0.5, vflip=0.5),
+    dict(crop_size=96, hflip=1.0),  # larger than the frame: padded
+    dict(crop_size=40, rotation=45, scale=(0.6, 1.4), hflip=0.5, vflip=0.5),
+    dict(crop_size=None, rotation=30),
+])
+def test_augmentation_keeps_image_and_mask_aligned(options):
+    transform = train_transforms(**options)
+    for seed in range(20):
+        image, mask = transform(*coded_pair(seed=seed))
+        assert isinstance(image, tv_tensors.Image) and isinstance(mask, tv_tensors.Mask)
+        assert mask.dtype == torch.int64 and image.dtype == torch.float32
+        assert image.shape[1:] == mask.shape
+        if options["crop_size"]:
+            assert mask.shape == (options["crop_size"],) * 2
+        assert_aligned(image, mask)
+    if options["crop_size"] == 96:
+        assert (mask == VOID).any()
+
+
+def test_plain_tensors_are_treated_as_image_and_mask():
+    image, mask = coded_pair()
+    out_image, out_mask = train_transforms(crop_size=24, hflip=1.0)(image.as_subclass(torch.Tensor),
+                                                                   mask.as_subclass(torch.Tensor))
+    assert out_mask.shape == (24, 24)
+    assert_aligned(out_image, out_mask)
+
+
+def test_colour_jitter_changes_the_image_only():
+    image, mask = coded_pair()
+    out_image, out_mask = train_transforms(crop_size=None, hflip=0.0, color_jitter=0.5)(image, mask)
+    assert torch.equal(out_mask, mask) and not torch.equal(out_image, image)
+
+
+def test_resize_keeps_labels_and_normalize():
+    image, mask = coded_pair()
+    out_image, out_mask = eval_transforms(resize=(25, 35), normalize=True)(image, mask)
+    assert out_mask.shape == (25, 35) and set(out_mask.unique().tolist()) <= {0, 1, 2}
+    mean = torch.tensor([0.485, 0.456, 0.406])
+    assert torch.allclose(out_image[1], (1 - mean[1]) / 0.224 * torch.ones(25, 35))
+    assert eval_transforms()(image, mask)[0].equal(image)
+
+
+def test_original_preset():
+    preset = original_preset()
+    assert (preset.batch_size, preset.eval_batch_size) == (10, 1)
+    image, mask = coded_pair(224, 224)
+    out_image, out_mask = preset.train_transform(image, mask)
+    assert torch.equal(out_mask, mask.flip(-1)) and torch.equal(out_image, image.flip(-1))  # always mirrored
+    big = coded_pair(300, 400)
+    assert preset.train_transform(*big)[1].shape == (224, 224)
+    assert preset.eval_transform(*big)[1].shape == (300, 400)  # full-size evaluation
+    assert torch.equal(original_preset(hflip=0.0).train_transform(image, mask)[1], mask)
+    with pytest.raises(ValueError, match="unknown data preset"):
+        get_preset("fancy")
+
+
+# --------------------------------------------------------------------------------------------
+# Loaders
+
+
+class CodedFrames(Dataset):
+    """Frames of varied sizes whose image encodes the mask, augmented by a joint transform."""
+
+    def __init__(self, n=12, transform=None):
+        self.pairs = [coded_pair(40 + 3 * i, 50 + 2 * i, seed=i) for i in range(n)]
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        image, mask = self.pairs[index]
+        return self.transform(image, mask) if self.transform else (image, mask)
+
+
+def batches(loader, epochs=2):
+    return [batch for _ in range(epochs) for batch in loader]
+
+
+def test_pad_collate_pads_masks_with_void():
+    images, masks = pad_collate([coded_pair(10, 20), coded_pair(15, 12)])
+    assert images.shape == (2, 3, 15, 20) and masks.shape == (2, 15, 20)
+    assert (masks[0, 10:] == VOID).all() and (masks[1, :, 12:] == VOID).all()
+    assert (images[0, :, 10:] == 0).all() and type(images) is torch.Tensor
+
+
+def test_same_seed_same_batches_with_0_and_2_workers():
+    dataset = CodedFrames(transform=train_transforms(crop_size=32, hflip=0.5, rotation=20))
+    runs = {workers: [batches(make_loaders(dataset, dataset, batch_size=4, num_workers=workers, seed=seed).train)
+                      for seed in (0, 0, 1)]
+            for workers in (0, 2)}
+    for workers, (first, second, other) in runs.items():
+        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second))
+        assert not torch.equal(first[0][1], other[0][1])
+        assert not torch.equal(first[0][1], first[3][1])  # the second epoch differs from the first
+        for images, masks in first:
+            for image, mask in zip(images, masks):
+                assert_aligned(image, mask)
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(runs[0][0], runs[2][0]))  # and across worker counts
+
+
+def test_evaluation_loaders_take_full_frames_and_sampler_is_used():
+    dataset = CodedFrames(n=6)
+    loaders = make_loaders(dataset, dataset, dataset, batch_size=2, eval_batch_size=2, num_workers=0)
+    images, masks = next(iter(loaders.valid))
+    assert images.shape == (2, 3, 43, 52) and (masks[0, 40:] == VOID).all()
+    assert len(loaders.test) == 3
+    sampler = DistributedSampler(dataset, num_replicas=2, rank=0, shuffle=False)
+    loaders = make_loaders(dataset, dataset, batch_size=1, num_workers=0, sampler=sampler)
+    assert len(loaders.train) == 3
+    assert [masks.shape for _, masks in loaders.train] == [(1, 40 + 3 * i, 50 + 2 * i) for i in (0, 2, 4)]
