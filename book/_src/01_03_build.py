@@ -6,7 +6,8 @@ Each source ``book/_src/0X_name.py`` is a plain Python file cut into cells by ``
 * ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines start with ``# ``;
 * ``tags=["solution", "hide-cell"]`` after the marker sets the cell's tags.
 
-The script writes ``book/0X_name.ipynb`` without outputs; execute it afterwards, e.g.
+The script writes ``book/0X_name.ipynb`` without outputs, with the Colab set-up cell of
+``scripts/setup_cell.py`` first; execute it afterwards, e.g.
 ``FCN_TUTORIAL_PROFILE=quick jupyter nbconvert --to notebook --execute --inplace book/0X_name.ipynb``.
 
 Usage: ``python book/_src/01_03_build.py [01 02 03]`` (default: all three chapters).
@@ -15,6 +16,7 @@ Usage: ``python book/_src/01_03_build.py [01 02 03]`` (default: all three chapte
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -23,6 +25,7 @@ import nbformat
 
 SOURCES = Path(__file__).resolve().parent
 BOOK = SOURCES.parent
+SETUP_CELL = BOOK.parent / "scripts" / "setup_cell.py"
 CHAPTERS = {
     "01": "01_introduction",
     "02": "02_classification_to_segmentation",
@@ -75,7 +78,17 @@ def build(key: str) -> Path:
     target = BOOK / f"{name}.ipynb"
     nbformat.validate(notebook)
     nbformat.write(notebook, target)
+    setup_cell = _load_setup_cell_script()
+    setup_cell.apply(target, setup_cell.setup_cell_source())
     return target
+
+
+def _load_setup_cell_script():
+    """``scripts/setup_cell.py`` as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("setup_cell", SETUP_CELL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 if __name__ == "__main__":

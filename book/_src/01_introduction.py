@@ -108,11 +108,12 @@ from IPython.display import Markdown, display
 
 from fcn_tutorial.data import VOID, load_polyp_data
 
-data = load_polyp_data(profile)
+data = load_polyp_data()
 if data.synthetic:
     display(Markdown(f"**Note:** the real polyp frames were not found, so this chapter uses the "
                      f"synthetic set instead ({data.reason})."))
-print(data.name)
+print("data set:", data.name)
+print("frames in the training, validation and test splits:", len(data.train), len(data.val), len(data.test))
 
 # %% [markdown]
 # A data set item is a pair: the image, a `float32` tensor of shape `3 x H x W` with values in
@@ -130,8 +131,8 @@ print("mask: ", tuple(mask.shape), mask.dtype)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("classes:", list(data.class_names))
-print("number of classes:", len(data.class_names))
+print("classes:", list(data.train.class_names))
+print("number of classes:", data.train.n_classes)
 print("void label:", VOID)
 print("values in this mask:", mask.unique().tolist())
 
