@@ -27,12 +27,14 @@ def synthetic(tmp_path_factory) -> Path:
     return make_synthetic_polyps(tmp_path_factory.mktemp("data") / "synthetic", 4, 2, 2, size=(64, 80), seed=3)
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    """Empty data and cache folders, so nothing outside tmp_path is read or written."""
-    monkeypatch.setenv("FCN_TUTORIAL_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("FCN_TUTORIAL_CACHE", str(tmp_path / "cache"))
-    return tmp_path
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """Empty data and cache folders for this module (the synthetic set is generated once into the cache)."""
+    folder = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FCN_TUTORIAL_DATA", str(folder / "data"))
+        patch.setenv("FCN_TUTORIAL_CACHE", str(folder / "cache"))
+        yield folder
 
 
 def pairs_folder(root: Path, n: int = 4) -> Path:
@@ -129,7 +131,7 @@ def test_load_polyp_data_falls_back_to_synthetic(cache):
 
 
 def test_load_polyp_data_prefers_real_data(kvasir_root, cache, monkeypatch):
-    monkeypatch.setenv("FCN_TUTORIAL_DATA", str(kvasir_root.parent))
+    monkeypatch.setenv("FCN_TUTORIAL_DATA", str(kvasir_root.parent))  # as the book and CI do
     data = load_polyp_data()
     assert not data.synthetic and data.name == "kvasir-seg" and data.root == kvasir_root
     assert isinstance(data.train, KvasirSEG) and len(data.train) + len(data.val) + len(data.test) == 801
