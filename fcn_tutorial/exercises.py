@@ -220,10 +220,10 @@ def check_pixel_accuracy(fn: Callable[..., Any]) -> CheckResult:
                 continue
             where = f"you returned {got:.4f}, expected {want:.4f}"
             if abs(got - (pred == truth).double().mean().item()) < 1e-6:
-                raise _Mistake(f"{where}. Void pixels (target == ignore_index) must not count: "
-                               "leave them out of both the numerator and the denominator.")
-            if abs(got - (pred[counted] == truth[counted]).sum().item() / truth.numel()) < 1e-6:
-                raise _Mistake(f"{where}. Divide by the number of non-void pixels, not by all pixels.")
+                raise _Mistake(f"{where}. Void pixels (target == ignore_index) must not count: leave them out "
+                               "of the denominator too, i.e. divide by the number of non-void pixels.")
+            if abs(got - ((pred == truth) | ~counted).double().mean().item()) < 1e-6:
+                raise _Mistake(f"{where}. Void pixels were counted as correct; leave them out altogether.")
             if abs(got - 100 * want) < 1e-4:
                 raise _Mistake(f"{where}. Return a share between 0 and 1, not a percentage.")
             raise _Mistake(f"{where}. Keep the pixels where target != ignore_index, then average prediction == target.")

@@ -98,6 +98,33 @@ def overlay(image: Any, mask: Any, *, alpha: float = 0.5, color: Sequence[float]
     return picture
 
 
+def boundary(mask: Any) -> np.ndarray:
+    """``H x W`` booleans: the pixels of a foreground region that touch a pixel of another class."""
+    labels = to_label_array(mask)
+    padded = np.pad(labels, 1, mode="edge")
+    different = np.zeros(labels.shape, dtype=bool)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        different |= padded[dy:dy + labels.shape[0], dx:dx + labels.shape[1]] != labels
+    return different & (labels > 0) & (labels != VOID)
+
+
+def outline(image: Any, mask: Any, *, color: Sequence[float] | None = None, thickness: int = 2) -> np.ndarray:
+    """Draw the border of each foreground region of ``mask`` on ``image`` (``H x W x 3`` array)."""
+    picture = to_image_array(image).copy()
+    labels = to_label_array(mask)
+    if labels.shape != picture.shape[:2]:
+        raise ValueError(f"mask is {labels.shape[0]}x{labels.shape[1]} but its image is "
+                         f"{picture.shape[0]}x{picture.shape[1]}")
+    edge = boundary(labels)
+    for _ in range(thickness - 1):  # thicken inwards, one pixel at a time
+        inner = labels.copy()
+        inner[edge] = 0
+        edge |= boundary(inner)
+    for label in np.unique(labels[edge]):
+        picture[edge & (labels == label)] = color if color is not None else class_color(int(label))
+    return picture
+
+
 def _hide_axes(axes: np.ndarray) -> None:
     for axis in np.ravel(axes):
         axis.set_xticks([])

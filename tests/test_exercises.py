@@ -1,0 +1,188 @@
+"""Exercise checkers: a correct answer passes, each typical mistake fails with the hint that names it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from fcn_tutorial import exercises
+from fcn_tutorial.models import bilinear_kernel, build_model, crop_offsets
+
+
+def expect(result, passed: bool, *hint_words: str) -> None:
+    assert isinstance(result, exercises.CheckResult)
+    assert result.passed is passed, result.message
+    assert result.message.startswith("Correct!" if passed else "Not yet:")
+    for word in hint_words:
+        assert word in result.message, result.message
+
+
+def test_the_verdict_is_printed_once(capsys):
+    result = exercises.check_upsampled_size(lambda size, kernel, stride, padding=0:
+                                            (size - 1) * stride - 2 * padding + kernel)
+    assert capsys.readouterr().out == result.message + "\n"
+    assert bool(result) and str(result) == result.message
+
+
+# --- conv_output_size --------------------------------------------------------------------------------
+
+def test_conv_output_size():
+    expect(exercises.check_conv_output_size(lambda s, k, st=1, p=0: (s + 2 * p - k) // st + 1), True)
+    expect(exercises.check_conv_output_size(lambda s, k, st=1, p=0: (s - k) // st + 1), False, "both")
+    expect(exercises.check_conv_output_size(lambda s, k, st=1, p=0: math.ceil((s + 2 * p - k) / st) + 1),
+           False, "floor")
+    expect(exercises.check_conv_output_size(lambda s, k, st=1, p=0: (s + 2 * p - k) / st + 1), False, "`//`")
+    expect(exercises.check_conv_output_size(lambda s, k, st=1, p=0: None), False, "return")
+
+
+def test_a_stub_that_raises_is_not_yet_implemented():
+    def stub(size, kernel, stride=1, padding=0):
+        raise NotImplementedError("your code here")
+
+    expect(exercises.check_conv_output_size(stub), False, "not implemented")
+
+
+# --- upsampled size ----------------------------------------------------------------------------------
+
+def test_upsampled_size_matches_conv_transpose():
+    def correct(size, kernel, stride, padding=0):
+        return (size - 1) * stride - 2 * padding + kernel
+
+    layer = torch.nn.ConvTranspose2d(1, 1, 16, stride=8, padding=4)
+    assert layer(torch.zeros(1, 1, 9, 9)).shape[-1] == correct(9, 16, 8, 4)
+    expect(exercises.check_upsampled_size(correct), True)
+    expect(exercises.check_upsampled_size(lambda s, k, st, p=0: s * st), False, "kernel - stride")
+    expect(exercises.check_upsampled_size(lambda s, k, st, p=0: (s + 2 * p - k) // st + 1), False,
+           "convolution's formula")
+    expect(exercises.check_upsampled_size(lambda s, k, st, p=0: (s - 1) * st + k), False, "removes")
+
+
+# --- Jaccard from a confusion matrix -----------------------------------------------------------------
+
+def jaccard(confusion):
+    confusion = confusion.double()
+    tp = confusion.diag()
+    return tp / (confusion.sum(0) + confusion.sum(1) - tp)
+
+
+def test_jaccard_from_confusion():
+    expect(exercises.check_jaccard_from_confusion(jaccard), True)
+    expect(exercises.check_jaccard_from_confusion(lambda c: jaccard(c).tolist()), True)  # a list is fine
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda c: c.double().diag() / c.double().sum(0), "false negatives"),
+    (lambda c: c.double().diag() / c.double().sum(1), "false positives"),
+    (lambda c: c.double().diag() / c.sum(), "not by all pixels"),
+    (lambda c: torch.nan_to_num(jaccard(c)), "nan"),
+    (lambda c: c.diag() / (c.sum(0) + c.sum(1)), "twice"),
+    (lambda c: 2 * c.diag() / (c.sum(0) + c.sum(1)).double(), "Dice"),
+    (lambda c: c.diag() // (c.sum(0) + c.sum(1) - c.diag()), "Integer division"),
+    (lambda c: jaccard(c).mean(), "one value per class"),
+])
+def test_jaccard_mistakes_get_their_hint(wrong, hint):
+    expect(exercises.check_jaccard_from_confusion(wrong), False, hint)
+
+
+# --- pixel accuracy ----------------------------------------------------------------------------------
+
+def test_pixel_accuracy():
+    def correct(prediction, target, ignore_index=255):
+        counted = target != ignore_index
+        return (prediction[counted] == target[counted]).double().mean().item()
+
+    expect(exercises.check_pixel_accuracy(correct), True)
+    expect(exercises.check_pixel_accuracy(lambda p, t, ignore_index=255: (p == t).double().mean()), False,
+           "Void pixels")
+    expect(exercises.check_pixel_accuracy(
+        lambda p, t, ignore_index=255: ((p == t) & (t != ignore_index)).sum().item() / t.numel()), False,
+        "non-void pixels")
+    expect(exercises.check_pixel_accuracy(
+        lambda p, t, ignore_index=255: ((p == t) | (t == ignore_index)).double().mean().item()), False,
+        "counted as correct")
+    expect(exercises.check_pixel_accuracy(lambda p, t, ignore_index=255: 100 * correct(p, t)), False, "percentage")
+
+
+# --- bilinear kernel ---------------------------------------------------------------------------------
+
+def test_bilinear_kernel():
+    expect(exercises.check_bilinear_kernel(bilinear_kernel), True)
+
+
+def test_bilinear_kernel_mistakes():
+    def centre_at_factor_minus_one(i, o, k):
+        factor = (k + 1) // 2
+        tent = 1 - (torch.arange(k) - (factor - 1)).abs() / factor
+        weight = torch.zeros(i, o, k, k)
+        for c in range(min(i, o)):
+            weight[c, c] = tent[:, None] * tent[None, :]
+        return weight
+
+    def every_channel_pair(i, o, k):
+        return bilinear_kernel(1, 1, k).expand(i, o, k, k).clone()
+
+    def normalised(i, o, k):
+        weight = bilinear_kernel(i, o, k)
+        return weight / weight[0, 0].sum()
+
+    expect(exercises.check_bilinear_kernel(centre_at_factor_minus_one), False, "even kernel", "factor - 0.5")
+    expect(exercises.check_bilinear_kernel(every_channel_pair), False, "between different channels")
+    expect(exercises.check_bilinear_kernel(lambda i, o, k: bilinear_kernel(1, 1, k)[0, 0]), False, "shape")
+    expect(exercises.check_bilinear_kernel(normalised), False, "scale")
+
+
+# --- crop offsets ------------------------------------------------------------------------------------
+
+def test_crop_offsets():
+    model = build_model("fcn8s", 2, preset="original", width=0.0625)
+    expect(exercises.check_crop_offsets(lambda h, w: crop_offsets(model, (h, w))), True)
+    paper = build_model("fcn8s", 2, preset="paper", width=0.0625)  # the fixed Caffe offsets are wrong here
+    expect(exercises.check_crop_offsets(lambda h, w: crop_offsets(paper, (h, w))), False, "centre-crop")
+    expect(exercises.check_crop_offsets(lambda h, w: None), False, "return")
+
+
+# --- one training step -------------------------------------------------------------------------------
+
+def step(model, optimizer, images, masks):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(images), masks, ignore_index=255)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def test_training_step():
+    expect(exercises.check_training_step(step), True, "loss falls")
+    expect(exercises.check_training_step(lambda *args: torch.tensor(step(*args))), True)
+
+
+def test_training_step_mistakes():
+    def no_zero_grad(model, optimizer, images, masks):
+        loss = F.cross_entropy(model(images), masks, ignore_index=255)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def void_not_ignored(model, optimizer, images, masks):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(images), masks)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def void_as_background(model, optimizer, images, masks):
+        return step(model, optimizer, images, masks.masked_fill(masks == 255, 0))
+
+    def no_step(model, optimizer, images, masks):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(images), masks, ignore_index=255)
+        loss.backward()
+        return loss.item()
+
+    expect(exercises.check_training_step(no_zero_grad), False, "zero_grad")
+    expect(exercises.check_training_step(void_not_ignored), False, "ignore_index=255")
+    expect(exercises.check_training_step(void_as_background), False, "non-void")
+    expect(exercises.check_training_step(no_step), False, "optimizer.step()")
