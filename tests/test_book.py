@@ -1,0 +1,208 @@
+"""The book: table of contents, set-up cells, chapter conventions, student copies, and the built site.
+
+The tests marked ``browser`` read the site that ``make site`` built in ``_build/html``; ``make test``
+runs them after building it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SITE = REPO / "_build" / "html"
+CHAPTERS = ["01_introduction", "02_classification_to_segmentation", "03_data", "04_fcn_architectures",
+            "05_measuring_segmentation", "06_training"]
+COLAB = "colab.research.google.com/github/fcn-tutorial/fcn-tutorial/blob/main/book/{}.ipynb"
+
+
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` as a module (the scripts are not part of the package)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+setup_cell = load_script("setup_cell")
+make_student = load_script("make_student")
+
+
+def tags(cell) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def read_chapter(name: str):
+    path = REPO / "book" / f"{name}.ipynb"
+    assert path.is_file(), f"{path.relative_to(REPO)} is missing"
+    return nbformat.read(path, as_version=4)
+
+
+# --- configuration ----------------------------------------------------------------------------------
+
+def test_toc_lists_the_six_chapters_in_order():
+    assert setup_cell.chapter_paths() == [REPO / "book" / f"{name}.ipynb" for name in CHAPTERS]
+
+
+def test_config_builds_offline_from_stored_outputs():
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert config["only_build_toc_files"] is True
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["repository"] == {"url": "https://github.com/fcn-tutorial/fcn-tutorial", "path_to_book": "",
+                                    "branch": "main"}
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert {"dollarmath", "amsmath"} <= set(config["parse"]["myst_enable_extensions"])
+    sphinx = config["sphinx"]["config"]
+    assert not sphinx["mathjax_path"].startswith(("http:", "https:", "//"))
+    assert "sphinx_thebe" not in sphinx["extensions"]  # it would load thebe from unpkg.com
+
+
+# --- the set-up cell --------------------------------------------------------------------------------
+
+def test_setup_cell_installs_from_the_configured_repository(tmp_path):
+    config = tmp_path / "_config.yml"
+    config.write_text("repository:\n  url: https://github.com/someone/fork/\n  branch: dev\n")
+    source = setup_cell.setup_cell_source(config)
+    assert "fcn-tutorial @ git+https://github.com/someone/fork@dev" in source
+    assert 'find_spec("fcn_tutorial") is None' in source
+    compile(source, "setup-cell", "exec")
+    config.write_text("repository:\n  url: https://github.com/someone/fork\n")
+    with pytest.raises(ValueError, match="repository.branch"):
+        setup_cell.setup_cell_source(config)
+
+
+def test_setup_cell_does_nothing_where_the_package_is_installed(capsys):
+    exec(setup_cell.setup_cell_source(), {})
+    assert capsys.readouterr().out == ""
+
+
+def test_setup_cell_is_inserted_then_updated_in_place(tmp_path):
+    path = tmp_path / "chapter.ipynb"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title")])
+    nbformat.write(notebook, path)
+    source = setup_cell.setup_cell_source()
+    assert setup_cell.apply(path, source) is True
+    cells = nbformat.read(path, as_version=4).cells
+    assert cells[0].source == source and tags(cells[0])[:2] == ["colab-setup", "hide-cell"]
+    assert cells[1].source == "# Title"
+    assert setup_cell.apply(path, source) is False  # already up to date: the file is not rewritten
+    assert setup_cell.apply(path, source + "\n# changed") is True
+    assert len(nbformat.read(path, as_version=4).cells) == 2
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_chapter_starts_with_the_current_setup_cell(name):
+    first = read_chapter(name).cells[0]
+    assert "colab-setup" in tags(first), f"{name}: the first cell is not tagged colab-setup"
+    assert first.source == setup_cell.setup_cell_source(), (
+        f"{name}: the set-up cell is out of date; run python scripts/setup_cell.py")
+
+
+# --- chapter conventions ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_follows_the_book_conventions(name):
+    notebook = read_chapter(name)
+    path = REPO / "book" / f"{name}.ipynb"
+    assert path.stat().st_size < 2 * 1024 * 1024, f"{name} is larger than 2 MB"
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.get("execution_count") or not cell.source.strip() or "colab-setup" in tags(cell)
+               for cell in code), f"{name}: some code cells were never executed; run make notebooks"
+    errors = [output for cell in code for output in cell.get("outputs", []) if output.output_type == "error"]
+    assert not errors, f"{name}: stored outputs contain errors: {[e.get('ename') for e in errors]}"
+    checked = [cell for cell in code if cell.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert len(checked) >= 3, f"{name}: only {len(checked)} cells start with # NBVAL_CHECK_OUTPUT"
+    headings = [line for cell in notebook.cells if cell.cell_type == "markdown" for line in cell.source.splitlines()
+                if line.startswith("#")]
+    assert any(re.match(r"^#+ Exercises", line) for line in headings), f"{name}: no Exercises section"
+    for index, cell in enumerate(notebook.cells):
+        if "solution" in tags(cell):
+            assert "hide-cell" in tags(cell), f"{name}: solution cell {index} is not tagged hide-cell"
+            assert "exercise" in tags(notebook.cells[index - 1]), (
+                f"{name}: the cell before solution cell {index} is not tagged exercise")
+
+
+# --- student copies ---------------------------------------------------------------------------------
+
+def test_student_copy_drops_solutions_and_clears_checks(tmp_path):
+    exercise = nbformat.v4.new_code_cell("def f():\n    ...", metadata={"tags": ["exercise"]})
+    solution = nbformat.v4.new_code_cell("def f():\n    return 1", metadata={"tags": ["solution", "hide-cell"]})
+    check = nbformat.v4.new_code_cell("check(f)", metadata={"tags": ["check"]}, execution_count=3,
+                                      outputs=[nbformat.v4.new_output("stream", text="Correct!\n")])
+    plot = nbformat.v4.new_code_cell("plot()", execution_count=2,
+                                     outputs=[nbformat.v4.new_output("stream", text="a figure\n")])
+    source = tmp_path / "book" / "07_extra.ipynb"
+    source.parent.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[plot, exercise, solution, check]), source)
+
+    written = make_student.make_student([source], tmp_path / "student")
+    assert written == [tmp_path / "student" / "07_extra.ipynb"]
+    cells = nbformat.read(written[0], as_version=4).cells
+    assert [cell.source for cell in cells] == [plot.source, exercise.source, check.source]
+    assert cells[0].outputs and not cells[2].outputs and cells[2].execution_count is None
+    assert len(nbformat.read(source, as_version=4).cells) == 4  # the chapter itself is untouched
+
+
+def test_student_copy_of_a_missing_or_broken_notebook_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.ipynb: notebook not found"):
+        make_student.make_student([tmp_path / "nope.ipynb"], tmp_path / "out")
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    with pytest.raises(ValueError, match="broken.ipynb: not a readable notebook"):
+        make_student.make_student([broken], tmp_path / "out")
+
+
+def test_student_copies_of_the_chapters_have_no_solutions(tmp_path):
+    chapters = [REPO / "book" / f"{name}.ipynb" for name in CHAPTERS]
+    assert make_student.main(["--out", str(tmp_path), *map(str, chapters)]) == 0
+    for name in CHAPTERS:
+        student = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
+        chapter = read_chapter(name)
+        assert not [cell for cell in student.cells if "solution" in tags(cell)]
+        assert len(student.cells) == len(chapter.cells) - sum("solution" in tags(cell) for cell in chapter.cells)
+
+
+# --- the built site (after `make site`) -------------------------------------------------------------
+
+def built_page(name: str) -> str:
+    page = SITE / "book" / f"{name}.html"
+    if not page.is_file():
+        pytest.fail(f"{page.relative_to(REPO)} not found: build the site first (make site)")
+    return page.read_text(encoding="utf-8")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_launch_button_opens_the_chapter_in_colab(name):
+    assert COLAB.format(name) in built_page(name)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_pages_load_nothing_from_the_internet(name):
+    page = built_page(name)
+    remote = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="((?:https?:)?//[^"]+)"', page)
+    assert not [url for url in remote if "127.0.0.1" not in url], remote
+    assert (SITE / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
+@pytest.mark.browser
+def test_every_page_works_in_headless_chromium():
+    browser_check = load_script("browser_check")
+    reports = browser_check.check_site(SITE, REPO / "_build" / "screenshots")
+    problems = {report.path: report.problems for report in reports if report.problems}
+    assert not problems, json.dumps(problems, indent=1)
+    by_path = {report.path: report for report in reports}
+    for name in CHAPTERS:
+        report = by_path[f"book/{name}.html"]
+        assert Path(report.screenshot).stat().st_size > 10_000, f"{name}: empty screenshot"
+        assert report.images > 0 or name == "01_introduction", f"{name}: no figure on the page"
+    assert sum(by_path[f"book/{name}.html"].equations for name in CHAPTERS) > 0, "no equation rendered anywhere"
