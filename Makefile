@@ -47,6 +47,7 @@ MATHJAX := _build/npm/node_modules/mathjax/es5
 
 # Execute every chapter in place, so that the committed notebooks carry fresh outputs.
 notebooks: install
+	$(PY) scripts/setup_cell.py
 	@for notebook in $(CHAPTERS); do \
 	    echo "== executing $$notebook"; \
 	    $(BOOK_ENV) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
