@@ -139,3 +139,11 @@ def test_evaluation_loaders_take_full_frames_and_sampler_is_used():
     loaders = make_loaders(dataset, dataset, batch_size=1, num_workers=0, sampler=sampler)
     assert len(loaders.train) == 3
     assert [masks.shape for _, masks in loaders.train] == [(1, 40 + 3 * i, 50 + 2 * i) for i in (0, 2, 4)]
+
+
+def test_persistent_workers_still_change_the_augmentation_every_epoch():
+    dataset = CodedFrames(n=4, transform=train_transforms(crop_size=24, hflip=0.5))
+    plain = batches(make_loaders(dataset, dataset, batch_size=4, num_workers=0, seed=7).train)
+    kept = batches(make_loaders(dataset, dataset, batch_size=4, num_workers=2, seed=7, persistent_workers=True).train)
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(plain, kept))
+    assert not torch.equal(kept[0][1], kept[1][1])

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from .datasets import VOID
 
-__all__ = ["Loaders", "SeededItems", "EpochLoader", "make_loaders", "pad_collate", "seed_worker"]
+__all__ = ["Loaders", "SeededItems", "EpochSampler", "make_loaders", "pad_collate", "seed_worker"]
 
 
 def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]], *, image_fill: float = 0.0,
@@ -50,32 +50,49 @@ def seed_worker(worker_id: int) -> None:
 
 
 class SeededItems(Dataset):
-    """``dataset`` whose item ``i`` is drawn under the torch seed ``(seed, epoch, i)``.
+    """``dataset`` whose items are asked for as ``(epoch, i)`` and drawn under the torch seed ``(seed, epoch, i)``.
 
     Random transforms inside ``dataset`` (torchvision's use the torch generator) then give the same
     result for the same ``(seed, epoch, i)``, in any worker or in the main process, whose own random
-    state is left untouched.
+    state is left untouched. :class:`EpochSampler` supplies the ``(epoch, i)`` keys.
     """
 
     def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.dataset, self.seed = dataset, seed
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int):
-        item_seed = int(np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1, np.uint64)[0])
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        item_seed = int(np.random.SeedSequence([self.seed, epoch, int(index)]).generate_state(1, np.uint64)[0])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(item_seed)
             return self.dataset[index]
 
 
-class EpochLoader(DataLoader):
-    """A DataLoader over :class:`SeededItems` that moves to the next epoch each time it is iterated."""
+class EpochSampler(Sampler):
+    """Yields ``(epoch, i)`` for each index ``i`` of ``sampler``; the epoch counts the passes (1, 2, ...).
+
+    The epoch lives here, in the main process, so it is current even in persistent workers.
+    ``set_epoch(e)`` makes the next pass epoch ``e`` (and is passed on, e.g. to a ``DistributedSampler``).
+    """
+
+    def __init__(self, sampler: Sampler):
+        self.sampler, self.epoch, self._next = sampler, 0, None
+
+    def set_epoch(self, epoch: int) -> None:
+        self._next = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
 
     def __iter__(self):
-        self.dataset.epoch += 1  # before the workers start: they take a copy of the dataset
-        return super().__iter__()
+        self.epoch, self._next = (self._next if self._next is not None else self.epoch + 1), None
+        epoch = self.epoch
+        return ((epoch, index) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 @dataclass
@@ -100,16 +117,16 @@ def make_loaders(train_set: Dataset, val_set: Dataset, test_set: Dataset | None 
     ``batch_size`` frames per batch, augmentation seeded per frame and epoch (see the module's doc),
     so the same seed gives the same batches with any ``num_workers``. Validation and test: in order,
     ``eval_batch_size`` full-size frames per batch (1 as in the 2017 tutorial; more are padded with
-    VOID by :func:`pad_collate`). ``persistent_workers`` keeps worker processes between epochs (faster;
-    the augmentation then stays seeded per worker rather than per epoch).
+    VOID by :func:`pad_collate`). ``persistent_workers`` keeps worker processes between epochs.
     """
     if batch_size < 1 or eval_batch_size < 1:
         raise ValueError(f"batch sizes must be positive, not {batch_size} and {eval_batch_size}")
     workers = dict(num_workers=num_workers, worker_init_fn=seed_worker, pin_memory=pin_memory,
                    persistent_workers=persistent_workers and num_workers > 0)
-    train = EpochLoader(SeededItems(train_set, seed), batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
-                        generator=torch.Generator().manual_seed(seed), collate_fn=pad_collate, drop_last=drop_last,
-                        **workers)
+    order = sampler if sampler is not None else RandomSampler(train_set, generator=torch.Generator().manual_seed(seed))
+    train = DataLoader(SeededItems(train_set, seed), batch_size=batch_size, sampler=EpochSampler(order),
+                       generator=torch.Generator().manual_seed(seed), collate_fn=pad_collate, drop_last=drop_last,
+                       **workers)
 
     def evaluation(dataset: Dataset | None) -> DataLoader | None:
         if dataset is None:

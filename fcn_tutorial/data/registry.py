@@ -74,7 +74,7 @@ def get_dataset(name_or_path: str | os.PathLike, split: str, *, transform: Calla
             download_polyps912(root=root)
         return Polyps912(root, split, n_classes=n_classes, transform=transform)
     if name == "synthetic":
-        return Polyps912(root or synthetic_root(), split, n_classes=2, transform=transform)
+        return Polyps912(root or synthetic_root(), split, n_classes=n_classes, transform=transform)
     path = Path(name).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"{name!r} is neither a data set name ({', '.join(NAMES)}) nor a folder")
@@ -116,6 +116,8 @@ def load_polyp_data(prefer: str = "kvasir-seg", *, download: bool = True, train_
     Kvasir-SEG is downloaded), and falls back to ``"synthetic"`` if that fails; ``reason`` then says why,
     so that a chapter can print a visible note.
     """
+    if not isinstance(prefer, (str, os.PathLike)):
+        raise TypeError(f"prefer is a data set name or a folder, not {type(prefer).__name__}")
     reason = ""
     if prefer != "synthetic":
         try:
