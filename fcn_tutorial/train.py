@@ -708,7 +708,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
         return config, True
     if "data" not in given or "out" not in given:
         raise ValueError("train needs --data and --out (or --resume RUN_DIR)")
-    return TrainConfig.for_preset(given.get("preset", "paper"), **given), False
+    preset = given.pop("preset", "paper")
+    return TrainConfig.for_preset(preset, **given), False
 
 
 def _run(args: argparse.Namespace) -> int:
