@@ -232,6 +232,111 @@ def check_pixel_accuracy(fn: Callable[..., Any]) -> CheckResult:
     return _report("pixel_accuracy", run)
 
 
+# --- data -------------------------------------------------------------------------------------------
+
+def check_polyp_fraction(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
+    """Check ``fn(mask) -> float``: the share of polyp pixels (class 1) among the non-void pixels."""
+
+    def run() -> str:
+        mask = torch.zeros(10, 10, dtype=torch.int64)
+        mask[2:6, 2:7] = 1  # 20 polyp pixels
+        mask[8:] = VOID  # 20 void pixels: 80 counted
+        no_polyp = torch.zeros(6, 6, dtype=torch.int64)
+        cases = [(mask, 20 / 80), (no_polyp, 0.0), (torch.ones(3, 4, dtype=torch.int64), 1.0),
+                 (torch.full((4, 4), VOID, dtype=torch.int64), float("nan"))]
+        for case, want in cases:
+            got = _as_tensor(fn(case.clone()), "polyp_fraction")
+            if got.numel() != 1:
+                raise _Mistake(f"polyp_fraction returned {got.numel()} values; return one number per mask.")
+            got = got.item()
+            if (math.isnan(want) and math.isnan(got)) or abs(got - want) < 1e-6:
+                continue
+            what = "an all-void mask" if math.isnan(want) else f"a mask with {int((case == 1).sum())} polyp, " \
+                f"{int((case == VOID).sum())} void and {int((case == 0).sum())} background pixels"
+            where = f"for {what} you returned {got:.4f}, expected {want:.4f}"
+            if math.isnan(want):
+                raise _Mistake(f"{where}. With no pixel left to count, the share is undefined: return nan, "
+                               "not 0, so that it is not mistaken for a frame without polyp.")
+            if abs(got - (case == 1).double().mean().item()) < 1e-6:
+                raise _Mistake(f"{where}. Leave the void pixels out of the denominator: divide by mask != 255.")
+            if abs(got - ((case >= 1).double().mean().item())) < 1e-6 or abs(
+                    got - (case >= 1).double().sum().item() / (case != VOID).sum().item()) < 1e-6:
+                raise _Mistake(f"{where}. Void (255) is not a polyp: test mask == 1, not mask > 0.")
+            if abs(got - 100 * want) < 1e-4:
+                raise _Mistake(f"{where}. Return a share between 0 and 1, not a percentage.")
+            raise _Mistake(f"{where}. Count mask == 1 among the pixels with mask != 255.")
+        return "void pixels are left out, and an all-void mask gives nan."
+
+    return _report("polyp_fraction", run)
+
+
+def check_random_crop(fn: Callable[..., Any]) -> CheckResult:
+    """Check ``fn(image, mask, size, generator) -> (image, mask)``: the same random window of both, padded
+    with 0 / VOID at the bottom and right when the frame is too small, every position possible."""
+
+    def position_frame(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.arange(height, dtype=torch.float32)[:, None].expand(height, width)
+        cols = torch.arange(width, dtype=torch.float32)[None, :].expand(height, width)
+        image = torch.stack([(rows + 1) / 100, (cols + 1) / 100, torch.full_like(rows, 0.5)])
+        mask = torch.randint(0, 2, (height, width), generator=torch.Generator().manual_seed(height * width))
+        return image, mask
+
+    def crop(image, mask, size, seed):
+        out = fn(image.clone(), mask.clone(), size, torch.Generator().manual_seed(seed))
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise _Mistake("random_crop should return a pair: (cropped image, cropped mask).")
+        return out
+
+    def window(image_crop: torch.Tensor) -> tuple[int, int]:
+        """(top, left) of a crop of position_frame's image, read from its first pixel."""
+        return round(image_crop[0, 0, 0].item() * 100) - 1, round(image_crop[1, 0, 0].item() * 100) - 1
+
+    def run() -> str:
+        height, width, size = 10, 12, 8
+        image, mask = position_frame(height, width)
+        seen = set()
+        for seed in range(300):
+            image_crop, mask_crop = crop(image, mask, size, seed)
+            if tuple(image_crop.shape) != (3, size, size) or tuple(mask_crop.shape) != (size, size):
+                raise _Mistake(f"a {size} x {size} crop of a 3 x {height} x {width} image gave shapes "
+                               f"{tuple(image_crop.shape)} and {tuple(mask_crop.shape)}; expected (3, {size}, {size}) "
+                               f"and ({size}, {size}).")
+            top, left = window(image_crop)
+            if not torch.equal(image_crop, image[:, top:top + size, left:left + size]):
+                raise _Mistake("the image crop is not one contiguous window of the image; slice "
+                               "image[:, top:top + size, left:left + size].")
+            if not torch.equal(mask_crop, mask[top:top + size, left:left + size]):
+                raise _Mistake(f"the mask was cut at a different place than the image (the image window starts at "
+                               f"({top}, {left})): draw top and left once and use them for both.")
+            seen.add((top, left))
+        tops, lefts = {top for top, _ in seen}, {left for _, left in seen}
+        if max(tops) < height - size or max(lefts) < width - size:
+            raise _Mistake(f"over 300 crops the window never started at the last position (top {height - size} or "
+                           f"left {width - size}): torch.randint's upper bound is exclusive, so draw from "
+                           "range(H - size + 1).")
+        if len(seen) < 5:
+            raise _Mistake(f"only {len(seen)} different windows in 300 crops; the position should be random.")
+        first = crop(image, mask, size, 7)
+        if not all(torch.equal(a, b) for a, b in zip(first, crop(image, mask, size, 7))):
+            raise _Mistake("two calls with identically seeded generators gave different crops: draw the position "
+                           "with torch.randint(..., generator=generator).")
+        small_image, small_mask = position_frame(5, 6)
+        image_crop, mask_crop = crop(small_image, small_mask, size, 0)
+        if tuple(mask_crop.shape) != (size, size) or tuple(image_crop.shape) != (3, size, size):
+            raise _Mistake(f"a 5 x 6 frame cropped to {size} x {size} gave shapes {tuple(image_crop.shape)} and "
+                           f"{tuple(mask_crop.shape)}: pad the frame first when it is smaller than the window.")
+        if not (torch.equal(image_crop[:, :5, :6], small_image) and torch.equal(mask_crop[:5, :6], small_mask)):
+            raise _Mistake("a frame smaller than the window must keep its top-left place: pad at the bottom and right.")
+        if (image_crop[:, 5:] != 0).any() or (image_crop[:, :, 6:] != 0).any():
+            raise _Mistake("pad the image with 0 (black).")
+        if (mask_crop[5:] != VOID).any() or (mask_crop[:, 6:] != VOID).any():
+            raise _Mistake("pad the mask with VOID (255), not with a class: the padding is not background, and "
+                           "the loss must ignore it.")
+        return f"image and mask share the window, all {len(seen)} positions occur, small frames are padded."
+
+    return _report("random_crop", run)
+
+
 # --- upsampling ---------------------------------------------------------------------------------------
 
 def _bilinear_variant(in_channels: int, out_channels: int, kernel_size: int, *, even_centre_shift: bool) -> torch.Tensor:

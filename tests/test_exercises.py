@@ -106,6 +106,61 @@ def test_pixel_accuracy():
     expect(exercises.check_pixel_accuracy(lambda p, t, ignore_index=255: 100 * correct(p, t)), False, "percentage")
 
 
+# --- data: polyp fraction and a joint random crop ----------------------------------------------------
+
+def polyp_fraction(mask):
+    counted = mask != 255
+    return (mask[counted] == 1).double().mean().item() if counted.any() else float("nan")
+
+
+def test_polyp_fraction():
+    expect(exercises.check_polyp_fraction(polyp_fraction), True)
+    expect(exercises.check_polyp_fraction(lambda m: (m == 1).double().mean().item()), False, "denominator")
+    expect(exercises.check_polyp_fraction(lambda m: (m > 0).sum().item() / max(1, (m != 255).sum().item())),
+           False, "mask == 1")
+    expect(exercises.check_polyp_fraction(lambda m: 0.0 if (m == 255).all() else polyp_fraction(m)), False, "nan")
+
+
+def random_crop(image, mask, size, generator):
+    bottom, right = max(size - mask.shape[0], 0), max(size - mask.shape[1], 0)
+    image = F.pad(image, (0, right, 0, bottom), value=0.0)
+    mask = F.pad(mask, (0, right, 0, bottom), value=255)
+    top = int(torch.randint(mask.shape[0] - size + 1, (1,), generator=generator))
+    left = int(torch.randint(mask.shape[1] - size + 1, (1,), generator=generator))
+    return image[:, top:top + size, left:left + size], mask[top:top + size, left:left + size]
+
+
+def test_random_crop():
+    expect(exercises.check_random_crop(random_crop), True, "all 15 positions")
+
+
+def test_random_crop_mistakes():
+    def never_the_last_position(image, mask, size, generator):
+        top = int(torch.randint(max(mask.shape[0] - size, 1), (1,), generator=generator))
+        left = int(torch.randint(max(mask.shape[1] - size, 1), (1,), generator=generator))
+        return image[:, top:top + size, left:left + size], mask[top:top + size, left:left + size]
+
+    def mask_padded_with_background(image, mask, size, generator):
+        bottom, right = max(size - mask.shape[0], 0), max(size - mask.shape[1], 0)
+        return random_crop(F.pad(image, (0, right, 0, bottom)), F.pad(mask, (0, right, 0, bottom)), size, generator)
+
+    def two_windows(image, mask, size, generator):
+        return random_crop(image, mask, size, generator)[0], random_crop(image, mask, size, generator)[1]
+
+    def global_generator(image, mask, size, generator):
+        return random_crop(image, mask, size, None)
+
+    def no_padding(image, mask, size, generator):
+        return image[:, :size, :size], mask[:size, :size]
+
+    expect(exercises.check_random_crop(never_the_last_position), False, "exclusive")
+    expect(exercises.check_random_crop(mask_padded_with_background), False, "VOID (255)")
+    expect(exercises.check_random_crop(two_windows), False, "draw top and left once")
+    expect(exercises.check_random_crop(global_generator), False, "generator=generator")
+    expect(exercises.check_random_crop(no_padding), False)
+    expect(exercises.check_random_crop(lambda image, mask, size, generator: image), False, "pair")
+
+
 # --- bilinear kernel ---------------------------------------------------------------------------------
 
 def test_bilinear_kernel():
