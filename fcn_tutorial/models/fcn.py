@@ -90,8 +90,14 @@ class _FCN(nn.Module):
     def _init_weights(self, pretrained_backbone: bool | str | os.PathLike) -> None:
         """``paper``/``compact``: VGG convolutions as torchvision initialises VGG16 (Kaiming normal), score
         layers zero (as in the paper), upsampling bilinear. ``original``: Glorot-uniform weights and zero
-        biases everywhere (Lasagne's defaults). Then, if asked, torchvision's VGG16 weights."""
+        biases everywhere (Lasagne's defaults). With ``pretrained_backbone``, VGG16's weights replace the
+        backbone's random ones."""
+        pretrained = pretrained_backbone is not False and pretrained_backbone is not None
+        if pretrained:
+            load_vgg16_weights(self.backbone, "imagenet" if pretrained_backbone is True else pretrained_backbone)
         for name, module in self.named_modules():
+            if pretrained and name.startswith("backbone."):
+                continue
             if self.preset == "original" and isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
@@ -104,8 +110,6 @@ class _FCN(nn.Module):
                 else:
                     nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(module.bias)
-        if pretrained_backbone is not False and pretrained_backbone is not None:
-            load_vgg16_weights(self.backbone, "imagenet" if pretrained_backbone is True else pretrained_backbone)
 
     def _crop(self, name: str | None, x: torch.Tensor, height: int, width: int, caffe_offset: int) -> torch.Tensor:
         """Cut a ``height x width`` window out of ``x``: at the Caffe offset (``paper``), centred

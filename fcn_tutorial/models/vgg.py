@@ -175,7 +175,7 @@ def load_vgg16_weights(backbone: VGG16Backbone, source: str | os.PathLike = "ima
         if not path.is_file():
             raise FileNotFoundError(f"VGG16 weights file {path} does not exist")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as error:  # a truncated download, a pickle with code, another format
             raise ValueError(f"VGG16 weights file {path} could not be read as a state dict: {error}") from error
         if not isinstance(state, dict):
