@@ -51,7 +51,8 @@ notebooks: install
 	@for notebook in $(CHAPTERS); do \
 	    echo "== executing $$notebook"; \
 	    $(BOOK_ENV) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	        --ExecutePreprocessor.timeout=1200 $$notebook || exit 1; \
+	        --ExecutePreprocessor.timeout=1200 \
+	        --ExecutePreprocessor.store_widget_state=False $$notebook || exit 1; \
 	done
 
 $(MATHJAX)/tex-chtml.js:
