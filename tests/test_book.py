@@ -124,6 +124,8 @@ def test_chapter_follows_the_book_conventions(name):
                 if line.startswith("#")]
     assert any(re.match(r"^#+ Exercises", line) for line in headings), f"{name}: no Exercises section"
     for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code" and re.search(r"\.widget\(\)\s*$", cell.source):
+            assert "remove-output" in tags(cell), f"{name}: widget cell {index} is not tagged remove-output"
         if "solution" in tags(cell):
             assert "hide-cell" in tags(cell), f"{name}: solution cell {index} is not tagged hide-cell"
             assert "exercise" in tags(notebook.cells[index - 1]), (
