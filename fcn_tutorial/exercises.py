@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-VOID = 255  # same value as fcn_tutorial.data.VOID
+from .data import VOID
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-VOID = 255  # same value as fcn_tutorial.data.VOID (kept here so plotting imports nothing heavy)
+from .data import VOID
 
 # Class colours (RGB in [0, 1]): class 1 (polyp) is red; more classes take the next colours.
 CLASS_COLORS = np.array([
