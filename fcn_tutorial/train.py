@@ -407,22 +407,21 @@ def _evenly_spread(dataset: Dataset, count: int | None) -> Dataset:
     return Subset(dataset, torch.linspace(0, len(dataset) - 1, count).round().long().tolist())
 
 
-def train_loader(dataset: Dataset, config: TrainConfig, ctx: DistributedContext, epoch: int) -> DataLoader:
-    """The shuffled training batches of ``epoch``: a function of ``(seed, epoch)`` only.
+def train_loader(dataset: Dataset, config: TrainConfig, ctx: DistributedContext) -> DataLoader:
+    """Shuffled training batches; call ``loader.sampler.set_epoch(e)`` before epoch ``e``.
 
-    The order comes from a ``DistributedSampler`` (seeded by ``seed``, reshuffled by ``set_epoch``,
-    one shard per process); the augmentation of frame ``i`` runs under the seed ``(seed, epoch, i)``
-    (:class:`~fcn_tutorial.data.loaders.SeededItems`), in whichever worker draws it.
+    Epoch ``e`` is a function of ``(seed, e)`` only: the order comes from a ``DistributedSampler``
+    (seeded by ``seed``, reshuffled by ``set_epoch``, one shard per process), and the augmentation of
+    frame ``i`` runs under the seed ``(seed, e, i)`` in whichever worker draws it
+    (:class:`~fcn_tutorial.data.loaders.SeededItems`). So a resumed run sees the same batches.
     """
-    from .data.loaders import SeededItems, pad_collate, seed_worker
+    from .data.loaders import EpochSampler, SeededItems, pad_collate, seed_worker
 
-    items = SeededItems(dataset, config.seed)
-    items.epoch = epoch
-    sampler = DistributedSampler(items, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed)
-    sampler.set_epoch(epoch)
+    order = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed)
     return DataLoader(
-        items, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
-        collate_fn=pad_collate, worker_init_fn=seed_worker, pin_memory=ctx.device.type == "cuda",
+        SeededItems(dataset, config.seed), batch_size=config.batch_size, sampler=EpochSampler(order),
+        num_workers=config.num_workers, persistent_workers=config.num_workers > 0, collate_fn=pad_collate,
+        worker_init_fn=seed_worker, pin_memory=ctx.device.type == "cuda",
     )
 
 
@@ -530,8 +529,8 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         model = model.to(memory_format=torch.channels_last)
     raw_model = model  # the module whose state_dict we save (no DDP or compile wrappers)
     optimizer = build_optimizer(raw_model, config)
-    steps_per_epoch = len(train_loader(datasets["train"], config, ctx, 1))
-    scheduler = build_scheduler(optimizer, config, steps_per_epoch)
+    train_batches = train_loader(datasets["train"], config, ctx)
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch=len(train_batches))
     scaler = torch.amp.GradScaler(device.type) if use_scaler else None
     class_weights = torch.tensor(config.class_weights, dtype=torch.float32, device=device) if config.class_weights else None
 
@@ -580,8 +579,9 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         started = time.perf_counter()
         seed_everything(epoch_seed(config.seed, epoch, ctx.rank))  # dropout and in-process augmentation
         lr = optimizer.param_groups[0]["lr"]
+        train_batches.sampler.set_epoch(epoch)
         train_loss = train_one_epoch(
-            model, train_loader(datasets["train"], config, ctx, epoch), optimizer, device,
+            model, train_batches, optimizer, device,
             scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype, class_weights=class_weights,
             channels_last=config.channels_last, epoch=epoch, progress=progress,
         )
