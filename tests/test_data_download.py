@@ -172,3 +172,27 @@ def test_cli_download(server, tmp_path, capsys):
     assert (tmp_path / "k" / "masks" / "cju0c.jpg").is_file()
     assert main(["data", "download", "polyps912", "--root", str(tmp_path / "p")]) == 2
     assert "Google Drive" in capsys.readouterr().err
+
+
+def test_polyps912_from_google_drive_is_unpacked_into_the_cvc912_layout(tmp_path, monkeypatch):
+    gdown = pytest.importorskip("gdown")
+    from fcn_tutorial.data import Polyps912, download_polyps912, make_synthetic_polyps
+
+    source = make_synthetic_polyps(tmp_path / "polyps_split7", 2, 1, 1, size=(40, 48))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as file:
+        for path in sorted(source.rglob("*.*")):
+            file.write(path, Path("polyps_split7") / path.relative_to(source))
+    requests = []
+
+    def fake_download(*, id, output, quiet):  # gdown's own network code is not ours to test
+        requests.append(id)
+        Path(output).write_bytes(archive.getvalue())
+        return output
+
+    monkeypatch.setattr(gdown, "download", fake_download)
+    monkeypatch.setenv("FCN_TUTORIAL_POLYPS912_ID", "drive-id-123")
+    root = download_polyps912(root=tmp_path / "data" / "polyps912", progress=False)
+    assert requests == ["drive-id-123"] and sorted(os.listdir(root)) == ["test", "train", "valid"]
+    assert os.listdir(tmp_path / "data") == ["polyps912"]
+    assert len(Polyps912(root, "train")) == 2 and len(Polyps912(root, "valid")) == 1
