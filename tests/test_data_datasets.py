@@ -235,3 +235,11 @@ def test_mask_values_outside_the_mapping(tmp_path):
     with pytest.raises(ValueError, match="colour"):
         Image.new("RGB", (30, 20), (255, 0, 0)).save(root / "masks" / "b.png")
         SegmentationFolder(root)[1]
+
+
+def test_a_file_removed_after_construction(tmp_path):
+    root = _pair_folder(tmp_path / "f")
+    dataset = SegmentationFolder(root)
+    (root / "masks" / "b.png").unlink()
+    with pytest.raises(FileNotFoundError, match=f"mask {root / 'masks' / 'b.png'} does not exist"):
+        dataset[1]

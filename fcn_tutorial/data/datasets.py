@@ -76,14 +76,14 @@ def read_image(path: str | os.PathLike) -> tv_tensors.Image:
     palette and RGBA files become RGB. An unreadable or truncated file raises ``ValueError`` naming it.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
     try:
         if path.suffix.lower() in _TORCHVISION_SUFFIXES:
             pixels = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
         else:
             with Image.open(path) as file:
                 pixels = torch.from_numpy(np.array(file.convert("RGB"))).permute(2, 0, 1)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image {path} does not exist") from None
     except (RuntimeError, OSError, UnidentifiedImageError, SyntaxError) as error:
         raise ValueError(f"image {path} is unreadable or truncated ({_first_line(error)})") from None
     return tv_tensors.Image(pixels.to(torch.float32).div_(255))
@@ -92,6 +92,8 @@ def read_image(path: str | os.PathLike) -> tv_tensors.Image:
 def read_raw_mask(path: str | os.PathLike) -> np.ndarray:
     """The raw values of a mask file as an ``H x W`` array (palette PNGs give their palette indices)."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask {path} does not exist")
     try:
         if path.suffix.lower() in _JPEG_SUFFIXES:
             return decode_image(read_file(str(path)), mode=ImageReadMode.GRAY)[0].numpy()
@@ -106,8 +108,6 @@ def read_raw_mask(path: str | os.PathLike) -> np.ndarray:
             if file.mode == "LA":
                 return np.array(file.getchannel(0))
             return np.array(file)  # L, P (palette indices), I;16, I, F
-    except FileNotFoundError:
-        raise FileNotFoundError(f"mask {path} does not exist") from None
     except (RuntimeError, OSError, UnidentifiedImageError, SyntaxError) as error:
         raise ValueError(f"mask {path} is unreadable or truncated ({_first_line(error)})") from None
 
