@@ -33,10 +33,446 @@ profile
 # %%
 # %matplotlib inline
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torch.nn.functional as F
+from IPython.display import Markdown
+from matplotlib.colors import ListedColormap
 
 from fcn_tutorial.models import bilinear_kernel, build_model, count_flops, crop_offsets, summary
 
-plt.rcParams["figure.dpi"] = 100
 torch.manual_seed(0)
+plt.rcParams["figure.dpi"] = 100
+
+# %% [markdown]
+# The figures use a real frame of Kvasir-SEG (see [the data chapter](03_data.ipynb)), resized to
+# $288 \times 384$, the size of the CVC-612 frames that the original tutorial used.
+
+# %%
+from fcn_tutorial.data import load_polyp_data
+
+data = load_polyp_data()
+if data.synthetic:
+    display(Markdown(f"**Note: synthetic frames.** The real polyp data is not available here ({data.reason})."))
+image, mask = data.val[0]
+frame = F.interpolate(image[None], size=(288, 384), mode="bilinear", antialias=True)[0].clamp(0, 1)
+polyp = F.interpolate((mask == 1).float()[None, None], size=(288, 384), mode="nearest")[0, 0]
+print(f"{data.name}: frame {data.val.names[0]}, {tuple(image.shape[-2:])} resized to {tuple(frame.shape[-2:])}")
+
+# %% [markdown]
+# Two tools do most of the work in this chapter. `summary(model, input_size)` lists every layer with the shape
+# it returns, its parameters and its floating-point operations (FLOPs); `crop_offsets(model, input_size)`
+# reports where each crop cuts. Both push the input through the model on PyTorch's **meta device**, where
+# tensors have a shape but no data, so they cost nothing even for a 134-million-parameter network. We also build
+# the big networks there (`with torch.device("meta")`): their layers and parameter counts are real, but no
+# memory is allocated and no weights are initialised, which keeps this chapter fast.
+#
+# ## The shared backbone
+#
+# All three FCNs start with the same downsampling path, VGG16 read as a fully convolutional network. Five
+# stages of $3 \times 3$ convolutions, each ended by a $2 \times 2$ max pooling that halves the height and
+# width; then VGG's two fully connected layers, rewritten as convolutions: `fc6` is a $7 \times 7$ convolution
+# with 4096 filters (it sees a $7 \times 7$ window of the pool5 map, exactly what the classifier saw), `fc7` a
+# $1 \times 1$ convolution with 4096 filters. Nothing in it depends on the input size any more.
+#
+# ## FCN-32s: score, then upsample 32 times
+#
+# FCN-32s adds two layers to the backbone: `score_fr`, a $1 \times 1$ convolution from the 4096 fc7 channels to
+# one score per class, and `upscore32`, a transposed convolution that enlarges the score map 32 times. Here is
+# every layer for a $288 \times 384$ frame:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with torch.device("meta"):
+    fcn32s = build_model("fcn32s", n_classes=2, preset="paper")
+print(summary(fcn32s, (288, 384)))
+
+# %% [markdown]
+# Read the output-shape column from top to bottom:
+#
+# * `conv1_1` returns $486 \times 582$, not $288 \times 384$: it pads the frame by 100 pixels on every side
+#   (more on this below).
+# * Every pooling halves the map (rounding up in the paper's Caffe layers): 243, 122, 61, 31, 16 rows.
+# * `fc6`, the unpadded $7 \times 7$ convolution, trims 6 rows and columns: the fc7 map is $10 \times 13$,
+#   one score vector for each $32 \times 32$ patch of the padded input.
+# * `upscore32` turns $10 \times 13$ into $352 \times 448$, and the final crop cuts the $288 \times 384$
+#   window that lies on top of the frame.
+#
+# Almost all of the 134 million parameters sit in `fc6` (103 million) and `fc7` (17 million); almost all of
+# the 205 billion FLOPs are in the convolutions at full resolution. The head itself is tiny.
+#
+# ## FCN-16s: add the pool4 skip
+#
+# Upsampling 32 times in one step cannot place a boundary more finely than the 32-pixel grid of fc7. FCN-16s
+# borrows detail from an earlier, finer map. It upsamples the fc7 scores only 2 times (`upscore2`), scores
+# the pool4 map (stride 16) with its own $1 \times 1$ convolution (`score_pool4`), crops the two maps to a
+# common size, adds them, and upsamples the sum 16 times. Only the head differs from FCN-32s, so we print the
+# layers after the backbone:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def print_head(model, input_size):
+    """The rows of summary() that belong to the head (and the three backbone maps it reads)."""
+    for row in summary(model, input_size):
+        if not row.name.startswith("backbone.") or row.name in ("backbone.pool3", "backbone.pool4", "backbone.fc7"):
+            shape = " x ".join(map(str, row.output_shape[1:]))
+            print(f"{row.name:22} {row.type:16} {shape}")
+
+
+with torch.device("meta"):
+    fcn16s = build_model("fcn16s", n_classes=2, preset="paper")
+print_head(fcn16s, (288, 384))
+
+# %% [markdown]
+# The pool4 scores ($31 \times 37$) are larger than the upsampled fc7 scores ($22 \times 28$) because of the
+# padding, so the pool4 map is cropped at offset 5 before the sum. The sum carries both the context of fc7 and
+# the finer position information of pool4.
+#
+# ## FCN-8s: add the pool3 skip
+#
+# FCN-8s repeats the trick once more: the fused stride-16 scores are upsampled 2 times (`upscore_pool4`), added
+# to the scores of pool3 (stride 8, cropped at offset 9), and the sum is upsampled 8 times.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with torch.device("meta"):
+    fcn8s = build_model("fcn8s", n_classes=2, preset="paper")
+print_head(fcn8s, (288, 384))
+
+# %% [markdown]
+# The three score maps that FCN-8s fuses have strides 32, 16 and 8: one score vector per $32 \times 32$,
+# $16 \times 16$ or $8 \times 8$ block of the frame. What can a map of each stride express? Average the polyp
+# mask over such blocks and call a block "polyp" when most of it is:
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(10, 2.8))
+for ax, stride in zip(axes, [32, 16, 8]):
+    blocks = F.avg_pool2d(polyp[None, None], kernel_size=stride, ceil_mode=True)
+    blocky = F.interpolate((blocks > 0.5).float(), scale_factor=stride, mode="nearest")[0, 0, :288, :384]
+    ax.imshow(frame.permute(1, 2, 0))
+    ax.imshow(np.ma.masked_equal(blocky.numpy(), 0), cmap=ListedColormap(["#2a9d8f"]), alpha=0.6)
+    ax.contour(polyp, levels=[0.5], colors="yellow", linewidths=1)
+    ax.set_title(f"stride {stride}: {blocks.shape[-2]} x {blocks.shape[-1]} blocks")
+    ax.set_axis_off()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The true outline is yellow, the best that a map of each stride can do is green. At stride 32 the polyp becomes
+# a handful of blocks; at stride 8 the staircase follows the outline closely. FCN-32s only has the first; the
+# skips of FCN-16s and FCN-8s bring in the finer grids.
+#
+# A real forward pass confirms that the network returns one score per class and pixel at the input's size,
+# whatever that size is. A narrow network (`width=0.125`, one eighth of the channels) keeps it quick:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+small = build_model("fcn8s", n_classes=2, preset="paper", width=0.125).eval()
+with torch.no_grad():
+    for height, width in [(288, 384), (500, 574), (97, 131)]:
+        logits = small(torch.rand(1, 3, height, width))
+        print(f"input 1 x 3 x {height} x {width} -> logits {' x '.join(map(str, logits.shape))}")
+
+# %% [markdown]
+# ## Why the first convolution pads by 100
+#
+# `fc6` is an unpadded $7 \times 7$ convolution on the pool5 map, so it needs pool5 to be at least $7 \times 7$,
+# that is an input of at least $7 \cdot 32 = 224$ pixels a side. FCN's authors wanted any input to work, even a
+# tiny one, and padded `conv1_1` by 100 pixels: with it, and pooling that rounds up, even a $1 \times 1$ image
+# yields a $1 \times 1$ fc7 map (with pooling that rounds down, as in 2017, any side from 26 pixels works).
+# The price is twofold:
+#
+# 1. **Computation.** The first layers run on the padded canvas. For our frame that is $486 \times 582$ instead
+#    of $288 \times 384$ pixels, 2.6 times as many.
+# 2. **Alignment.** Every map now describes the padded canvas, not the frame. Before two maps can be added, and
+#    before the output can be returned, the part that lies over the frame must be cut out: those are the crops.
+#
+# The figure shows the padded canvas of `conv1_1` (grey) around our frame. After all the pooling and
+# upsampling, the final crop keeps exactly the window over the frame (dashed).
+
+# %%
+from matplotlib.patches import Rectangle
+
+fig, ax = plt.subplots(figsize=(5, 4))
+ax.add_patch(Rectangle((0, 0), 384 + 200, 288 + 200, color="#cccccc", label="padding of conv1_1 (100 px)"))
+ax.imshow(frame.permute(1, 2, 0), extent=(100, 484, 388, 100), zorder=2)
+ax.add_patch(Rectangle((100, 100), 384, 288, fill=False, edgecolor="black", linestyle="--", linewidth=2,
+                       label="what the final crop keeps", zorder=3))
+ax.set_xlim(0, 584)
+ax.set_ylim(488, 0)
+ax.set_aspect("equal")
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05), ncol=1, frameon=False, fontsize=9)
+ax.set_title("conv1_1 sees a 488 x 584 canvas")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### The crop offsets of each preset
+#
+# The package builds the networks in three *presets* that differ exactly here:
+#
+# * `paper`: the Caffe FCN. Pooling rounds up, and the crops use fixed offsets worked out once by the authors
+#   (FCN-8s: 5 for pool4, 9 for pool3, 31 for the output), valid for every input size.
+# * `original`: the 2017 tutorial. Pooling rounds down, and each crop takes the *centre* of the larger map,
+#   offset $(\text{larger} - \text{smaller}) // 2$, so the offsets depend on the input size.
+# * `compact`: no padding of 100 at all. Every $3 \times 3$ convolution pads 1 and `fc6` pads 3, so the maps
+#   line up at the top-left corner and the crops only trim a few pixels at the far edges (offset 0).
+#
+# `crop_offsets` reads the offsets off the model itself, as (top, left) pairs:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with torch.device("meta"):
+    presets = {preset: build_model("fcn8s", 2, preset=preset) for preset in ["paper", "original", "compact"]}
+for preset, model in presets.items():
+    for size in [(224, 224), (288, 384), (500, 574)]:
+        offsets = ", ".join(f"{name} {top},{left}" for name, (top, left) in crop_offsets(model, size).items())
+        print(f"{preset:9} {size[0]:3} x {size[1]:3}: {offsets}")
+
+# %% [markdown]
+# For the $224 \times 224$ crops the original tutorial trained on, its offsets are 5, 9 and 28; on a
+# $500 \times 574$ frame they change to (5, 5), (10, 9) and (18, 29), different for height and width. The
+# Caffe offsets stay 5, 9 and 31. They differ from the original's because Caffe's pooling rounds up: its maps are
+# a pixel larger here and there. Either way the crops are what makes the padding harmless; forget one and the
+# skip maps are added one or two cells out of register, which blurs every boundary.
+#
+# ## Transposed convolution and bilinear upsampling
+#
+# A transposed convolution with stride $s$ places a copy of its $k \times k$ kernel, scaled by each input value,
+# every $s$ pixels of the output, and adds up where the copies overlap. One side of the output therefore
+# measures
+#
+# $$
+# \text{out} = (\text{in} - 1) \cdot s - 2p + k,
+# $$
+#
+# for padding $p$ (which, for a transposed convolution, *removes* $p$ pixels from each border). FCN's kernels
+# are twice the stride ($k = 2s$), so each output pixel is a blend of the two nearest input values in each
+# direction. Check the formula against `upscore32` of FCN-32s on our $10 \times 13$ fc7 map:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+upscore = torch.nn.ConvTranspose2d(2, 2, kernel_size=64, stride=32, bias=False)
+out = upscore(torch.zeros(1, 2, 10, 13))
+print("nn.ConvTranspose2d:", tuple(out.shape[-2:]))
+print("formula:           ", ((10 - 1) * 32 + 64, (13 - 1) * 32 + 64))
+
+# %% [markdown]
+# The paper initialises these kernels so that they start out as *bilinear interpolation*. In one dimension the
+# kernel is a tent that is 1 at the centre and falls linearly to 0 at `factor` pixels away; in two dimensions it
+# is the product of two tents. `bilinear_kernel(in_channels, out_channels, k)` builds the whole weight: the tent
+# between each channel and itself, zero between different channels (scores of class 0 must not leak into
+# class 1).
+
+# %%
+kernel = bilinear_kernel(1, 1, 16)[0, 0]
+fig, (ax_tent, ax_kernel) = plt.subplots(1, 2, figsize=(8, 3))
+ax_tent.plot(range(16), kernel[7] / kernel[7].max(), marker="o")
+ax_tent.set_title("one row of the 16 x 16 kernel (scaled)")
+ax_tent.set_xlabel("kernel position")
+image = ax_kernel.imshow(kernel, cmap="viridis")
+ax_kernel.set_title("bilinear_kernel(1, 1, 16): stride 8")
+fig.colorbar(image, ax=ax_kernel)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The kernel of size 16 belongs to stride 8: neighbouring copies overlap by half, and their tents add up to a
+# constant, so a constant score map stays constant after upsampling. To see it work, take a real polyp mask,
+# shrink it to $1/8$ of its size (averaging $8 \times 8$ blocks, as a stride-8 score map would see it), and
+# upsample it again with this kernel:
+
+# %%
+from fcn_tutorial.data import load_polyp_data
+
+data = load_polyp_data()
+if data.synthetic:
+    display(Markdown(f"**Note: synthetic frames.** The real polyp data is not available here ({data.reason})."))
+image, mask = data.val[0]
+polyp = (mask == 1).float()[None, None]                       # 1 x 1 x H x W
+coarse = F.avg_pool2d(polyp, kernel_size=8)                   # the 1/8 grid of a stride-8 score map
+upsampled = F.conv_transpose2d(coarse, bilinear_kernel(1, 1, 16), stride=8, padding=4)
+print(f"mask {tuple(polyp.shape[-2:])} -> coarse {tuple(coarse.shape[-2:])} -> upsampled {tuple(upsampled.shape[-2:])}")
+
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
+panels = [(image.permute(1, 2, 0), "frame"), (polyp[0, 0], "polyp mask"), (coarse[0, 0], "1/8 grid"),
+          (upsampled[0, 0], "upsampled x 8, bilinear")]
+for ax, (picture, title) in zip(axes, panels):
+    ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
+    ax.set_title(title)
+    ax.set_axis_off()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The upsampled map is smooth where the coarse one was blocky: each output pixel blends its four nearest coarse
+# cells. Its edge is soft, but it lies where the true edge is; thresholding it at 0.5 gives back a good outline.
+# In the `paper` preset these weights are fixed at the start and then trained with the rest; the `original`
+# preset of 2017 started them from random (Glorot-uniform) values instead and had to learn to upsample from
+# scratch.
+#
+# ## Parameters and cost
+#
+# How big are the networks? The parameter counts for two classes:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{'':8}" + "".join(f"{preset:>14}" for preset in ["paper", "original", "compact"]))
+for name in ["fcn32s", "fcn16s", "fcn8s"]:
+    counts = []
+    for preset in ["paper", "original", "compact"]:
+        with torch.device("meta"):
+            model = build_model(name, n_classes=2, preset=preset)
+        counts.append(sum(parameter.numel() for parameter in model.parameters()))
+    print(f"{name:8}" + "".join(f"{count:>14,}" for count in counts))
+
+# %% [markdown]
+# All nine are within 0.01% of each other: the backbone dominates. FCN-8s has 134,271,430 parameters in the
+# `paper` preset, like the Caffe model, and 6 more in the `original` preset, which gives its three transposed
+# convolutions a bias of two values each. FCN-32s has the most because its single $64 \times 64$ upsampling
+# kernel is larger than FCN-8s's three smaller ones.
+#
+# Parameters say little about speed. The FLOPs of one forward pass do, and they depend on the input size and on
+# the padding:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+costs = {}
+for preset, width in [("paper", 1.0), ("original", 1.0), ("compact", 1.0), ("compact", 0.25)]:
+    with torch.device("meta"):
+        model = build_model("fcn8s", n_classes=2, preset=preset, width=width)
+    label = preset if width == 1.0 else f"{preset}, width {width:g}"
+    costs[label] = [count_flops(model, size) / 1e9 for size in [(224, 224), (288, 384)]]
+    print(f"FCN-8s {label:20} {costs[label][0]:7.1f} GFLOPs at 224 x 224, {costs[label][1]:7.1f} at 288 x 384")
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3))
+positions = torch.arange(len(costs))
+ax.bar(positions - 0.2, [c[0] for c in costs.values()], width=0.4, label="224 x 224")
+ax.bar(positions + 0.2, [c[1] for c in costs.values()], width=0.4, label="288 x 384")
+ax.set_xticks(positions.tolist(), list(costs))
+ax.set_ylabel("GFLOPs per image")
+ax.set_title("FCN-8s, one forward pass")
+ax.legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Dropping the padding of 100 (`compact`) cuts the work on a $224 \times 224$ crop to a third: most of the
+# paper's cost is spent on the padded border. A quarter of the width cuts it by another factor of about 16,
+# because a convolution's cost grows with the product of its input and output channels. That narrow compact
+# network is what the quick profile trains on a CPU in [the training chapter](06_training.ipynb).
+#
+# ## Explore the architecture
+#
+# The architecture explorer shows the `summary` table for any input size you type. The site shows it for one
+# size; in a running notebook the cell after it gives you the interactive version.
+
+# %%
+from fcn_tutorial.widgets import ArchitectureExplorer
+
+with torch.device("meta"):
+    explorer = ArchitectureExplorer("fcn8s", "original", input_size=(224, 224))
+explorer
+
+# %% tags=["remove-output"]
+explorer.widget()
+
+# %% [markdown]
+# Try an input of $100 \times 100$: the `original` network still works thanks to the padding, while a
+# $25 \times 25$ input is too small for it. Then build the explorer with the `compact` preset and compare the
+# shapes: no padded canvas, and every map is exactly the input size divided by its stride, rounded up.
+#
+# ## Summary
+#
+# * FCN-32s, FCN-16s and FCN-8s share VGG16 read as convolutions (`fc6` a $7 \times 7$ convolution, `fc7`
+#   $1 \times 1$) and differ only in a small head: how many finer maps (pool4, pool3) are scored and added
+#   before the final upsampling.
+# * The padding of 100 lets any input size pass the unpadded `fc6`, but makes the early layers compute on a
+#   much larger canvas and requires crops to re-align the maps: fixed Caffe offsets (5, 9, 31) in the `paper`
+#   preset, centre crops (5, 9, 28 at $224 \times 224$) in the `original` one.
+# * A transposed convolution's output side is $(\text{in}-1)s - 2p + k$; initialised with a bilinear kernel of
+#   size $2s$, it starts out as bilinear interpolation.
+# * The networks have about 134 million parameters, nearly all in `fc6` and `fc7`; the cost is in the
+#   full-resolution convolutions, and the `compact` preset avoids most of it.
+#
+# ## Exercises
+#
+# 1. **Bilinear kernel.** Write `my_bilinear_kernel(in_channels, out_channels, kernel_size)` that returns the
+#    `in_channels x out_channels x k x k` weight described above. Mind the centre for even kernel sizes: it lies
+#    between two pixels.
+
+# %% tags=["exercise"]
+def my_bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int) -> torch.Tensor:
+    """The weight of a transposed convolution that upsamples each channel bilinearly."""
+    raise NotImplementedError("your code here")
+
+
+# %% tags=["solution", "hide-cell"]
+def my_bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int) -> torch.Tensor:
+    """The weight of a transposed convolution that upsamples each channel bilinearly."""
+    factor = (kernel_size + 1) // 2
+    centre = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    tent = 1 - (torch.arange(kernel_size) - centre).abs() / factor
+    weight = torch.zeros(in_channels, out_channels, kernel_size, kernel_size)
+    for channel in range(min(in_channels, out_channels)):
+        weight[channel, channel] = tent[:, None] * tent[None, :]
+    return weight
+
+
+# %% tags=["check"]
+from fcn_tutorial import exercises
+
+exercises.check_bilinear_kernel(my_bilinear_kernel)
+
+# %% [markdown]
+# 2. **Output size of a transposed convolution.** Write `upsampled_size(size, kernel, stride, padding=0)`, one
+#    side of `nn.ConvTranspose2d`'s output.
+
+# %% tags=["exercise"]
+def upsampled_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    """One side of a transposed convolution's output."""
+    raise NotImplementedError("your code here")
+
+
+# %% tags=["solution", "hide-cell"]
+def upsampled_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    """One side of a transposed convolution's output."""
+    return (size - 1) * stride - 2 * padding + kernel
+
+
+# %% tags=["check"]
+exercises.check_upsampled_size(upsampled_size)
+
+# %% [markdown]
+# 3. **Crop offsets by hand.** Write `original_crop_offsets(height, width)` that returns the crops of the
+#    `original` FCN-8s for an input of that size, in the form `crop_offsets` uses:
+#    `{"score_pool4": (top, left), "score_pool3": (top, left), "final": (top, left)}`. Follow one side through
+#    the network: `conv1_1` adds $2 \cdot 100 - 2$ pixels, each pooling halves and rounds down, `fc6` removes 6,
+#    each transposed convolution follows your formula from exercise 2, and each crop takes the centre.
+
+# %% tags=["exercise"]
+def original_crop_offsets(height: int, width: int) -> dict:
+    """{"score_pool4": (top, left), "score_pool3": (top, left), "final": (top, left)} of the original FCN-8s."""
+    raise NotImplementedError("your code here")
+
+
+# %% tags=["solution", "hide-cell"]
+def original_crop_offsets(height: int, width: int) -> dict:
+    """{"score_pool4": (top, left), "score_pool3": (top, left), "final": (top, left)} of the original FCN-8s."""
+
+    def one_side(size: int) -> tuple[int, int, int]:
+        padded = size + 2 * 100 - 2                 # conv1_1: 3 x 3, padding 100; the other 3 x 3 convs keep the size
+        pool3, pool4, pool5 = padded // 8, padded // 16, padded // 32   # floor pooling, three to five times
+        fc7 = pool5 - 6                             # fc6: 7 x 7, no padding
+        upscore2 = (fc7 - 1) * 2 + 4                # kernel 4, stride 2
+        upscore_pool4 = (upscore2 - 1) * 2 + 4      # after adding the cropped pool4 scores
+        upscore8 = (upscore_pool4 - 1) * 8 + 16     # after adding the cropped pool3 scores
+        return (pool4 - upscore2) // 2, (pool3 - upscore_pool4) // 2, (upscore8 - size) // 2
+
+    rows, columns = one_side(height), one_side(width)
+    return {name: (top, left) for name, top, left in zip(["score_pool4", "score_pool3", "final"], rows, columns)}
+
+
+# %% tags=["check"]
+exercises.check_crop_offsets(original_crop_offsets)
