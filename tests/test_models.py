@@ -45,10 +45,10 @@ def full_width_on_meta(name: str, preset: str, n_classes: int = 2) -> nn.Module:
 @pytest.mark.parametrize("name", list(MODELS))
 def test_logits_have_the_input_size(name, preset):
     model = build_model(name, n_classes=3, preset=preset, width=NARROW).eval()
-    for height, width in [(32, 32), (33, 47), (289, 383)]:
+    for batch, height, width in [(2, 32, 32), (2, 33, 47), (1, 289, 383)]:
         with torch.no_grad():
-            logits = model(torch.rand(2, 3, height, width))
-        assert logits.shape == (2, 3, height, width)
+            logits = model(torch.rand(batch, 3, height, width))
+        assert logits.shape == (batch, 3, height, width)
         assert torch.isfinite(logits).all()
 
 
@@ -95,8 +95,9 @@ def test_the_backbone_is_shared_and_named_as_in_the_paper():
     for layer in ["conv1_1", "conv3_3", "conv5_3", "pool3", "pool4", "pool5", "fc6", "fc7"]:
         assert f"backbone.{layer}" in names
     assert {"score_fr", "upscore2", "score_pool4", "upscore_pool4", "score_pool3", "upscore8"} <= names
-    assert {"score_fr", "upscore2", "score_pool4", "upscore16"} <= {n for n, _ in FCN16s(2, width=NARROW).named_modules()}
-    assert {"score_fr", "upscore32"} <= {n for n, _ in FCN32s(2, width=NARROW).named_modules()}
+    fcn16s_names = {name for name, _ in FCN16s(2, width=NARROW).named_modules()}
+    assert {"score_fr", "upscore2", "score_pool4", "upscore16"} <= fcn16s_names
+    assert {"score_fr", "upscore32"} <= {name for name, _ in FCN32s(2, width=NARROW).named_modules()}
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -222,6 +223,23 @@ def test_vgg16_weights_from_a_local_file_reproduce_vgg16(tmp_path):
         ours = backbone.relu7(backbone.fc7(backbone.relu6(backbone.fc6(z))))[0, :, 3, 3]
         theirs = vgg.classifier[:5](z.flatten(1))[0]
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_pretrained_backbone_true_asks_torchvision_for_the_imagenet_weights(monkeypatch):
+    from torchvision.models import VGG16_Weights, vgg16
+
+    with torch.device("meta"):  # shapes only: nothing is downloaded, nothing allocated
+        state = vgg16().state_dict()
+    requested = []
+
+    def fake_get_state_dict(self, *args, **kwargs):
+        requested.append(self)
+        return state
+
+    monkeypatch.setattr(VGG16_Weights, "get_state_dict", fake_get_state_dict)
+    with torch.device("meta"):
+        build_model("fcn8s", 2, pretrained_backbone=True)
+    assert requested == [VGG16_Weights.IMAGENET1K_V1]
 
 
 def test_vgg16_weights_need_full_width():

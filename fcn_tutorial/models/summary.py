@@ -159,11 +159,16 @@ def crop_offsets(model: nn.Module, input_size: Sequence[int]) -> dict[str, tuple
 
 
 def _input_shape(input_size: Sequence[int]) -> tuple[int, ...]:
+    """``(H, W)``, ``(C, H, W)`` or ``(N, C, H, W)`` as ``(N, C, H, W)``: one image, 3 channels by default."""
     size = tuple(int(s) for s in input_size)
     if len(size) not in (2, 3, 4) or min(size) < 1:
         raise ValueError(f"input_size must be (H, W), (C, H, W) or (N, C, H, W) with positive sizes, "
                          f"got {tuple(input_size)!r}")
-    return (1, 3, *size)[-4:] if len(size) == 2 else (1, *size)[-4:]
+    if len(size) == 2:
+        return (1, 3, *size)
+    if len(size) == 3:
+        return (1, *size)
+    return size
 
 
 def _run_on_meta(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
