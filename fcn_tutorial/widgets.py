@@ -23,6 +23,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -254,7 +255,8 @@ class ArchitectureExplorer:
     """Every layer's output shape, and the crop offsets, of an FCN for an input size you choose.
 
     Uses :func:`fcn_tutorial.models.summary` and :func:`fcn_tutorial.models.crop_offsets`; the model
-    is built once (``width`` scales its channels) and only the input size changes.
+    is built once, on PyTorch's "meta" device (shapes without weights, so even width 1.0 is instant),
+    and only the input size changes.
     """
 
     def __init__(self, name: str = "fcn8s", preset: str = "paper", *, width: float = 1.0, n_classes: int = 2,
@@ -262,7 +264,8 @@ class ArchitectureExplorer:
         from .models import build_model
 
         self.name, self.preset = name, preset
-        self.model = build_model(name, n_classes, preset=preset, width=width).eval()
+        with torch.device("meta"):  # shapes only: no memory for the weights, no time to initialise them
+            self.model = build_model(name, n_classes, preset=preset, width=width).eval()
         self.height, self.width = self._check_size(*input_size)
         self._controls: dict[str, Any] = {}
 
