@@ -422,6 +422,8 @@ def train_loader(dataset: Dataset, config: TrainConfig, ctx: DistributedContext)
         SeededItems(dataset, config.seed), batch_size=config.batch_size, sampler=EpochSampler(order),
         num_workers=config.num_workers, persistent_workers=config.num_workers > 0, collate_fn=pad_collate,
         worker_init_fn=seed_worker, pin_memory=ctx.device.type == "cuda",
+        # Its own generator: starting workers must not draw from the global one, which drives dropout.
+        generator=torch.Generator().manual_seed(config.seed),
     )
 
 
@@ -433,6 +435,7 @@ def eval_loader(dataset: Dataset, config: TrainConfig, ctx: DistributedContext) 
     return DataLoader(
         dataset, batch_size=config.eval_batch_size, sampler=sampler, num_workers=config.num_workers,
         collate_fn=pad_collate, worker_init_fn=seed_worker, pin_memory=ctx.device.type == "cuda",
+        generator=torch.Generator().manual_seed(config.seed),
     )
 
 
