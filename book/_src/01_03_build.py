@@ -7,18 +7,21 @@ Each source ``book/_src/0X_name.py`` is a plain Python file cut into cells by ``
 * ``tags=["solution", "hide-cell"]`` after the marker sets the cell's tags.
 
 The script writes ``book/0X_name.ipynb`` without outputs, with the Colab set-up cell of
-``scripts/setup_cell.py`` first; execute it afterwards, e.g.
-``FCN_TUTORIAL_PROFILE=quick jupyter nbconvert --to notebook --execute --inplace book/0X_name.ipynb``.
+``scripts/setup_cell.py`` first. ``--execute`` then runs it in place, as ``make notebooks`` does
+(no widget state stored), and prints how long it took; run it with the data and the profile set::
 
-Usage: ``python book/_src/01_03_build.py [01 02 03]`` (default: all three chapters).
+    FCN_TUTORIAL_DATA=../shared/data FCN_TUTORIAL_PROFILE=quick python book/_src/01_03_build.py --execute 03
+
+Usage: ``python book/_src/01_03_build.py [--execute] [01 02 03]`` (default: all three chapters).
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib.util
 import re
-import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -91,6 +94,33 @@ def _load_setup_cell_script():
     return module
 
 
+def execute(path: Path, timeout: int = 600) -> float:
+    """Run every cell of the notebook at ``path`` in place (working folder: the notebook's); return seconds."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(notebook, timeout=timeout, kernel_name="python3", store_widget_state=False,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    seconds = time.perf_counter() - start
+    nbformat.write(notebook, path)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--execute", action="store_true", help="run each notebook in place after building it")
+    parser.add_argument("chapters", nargs="*", help="chapter numbers (default: 01 02 03)")
+    args = parser.parse_args(argv)
+    unknown = [key for key in args.chapters if key not in CHAPTERS]
+    if unknown:
+        parser.error(f"unknown chapter {unknown[0]!r}; choose among {', '.join(CHAPTERS)}")
+    for key in args.chapters or CHAPTERS:
+        path = build(key)
+        print("wrote", path.relative_to(BOOK.parent))
+        if args.execute:
+            print(f"executed {path.relative_to(BOOK.parent)} in {execute(path):.0f} s")
+
+
 if __name__ == "__main__":
-    for key in sys.argv[1:] or CHAPTERS:
-        print("wrote", build(key))
+    main()

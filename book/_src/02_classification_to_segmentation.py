@@ -35,21 +35,22 @@ from torchvision.transforms.v2 import functional as TF
 from fcn_tutorial.data import load_polyp_data
 
 torch.manual_seed(0)
-data = load_polyp_data(profile)
+data = load_polyp_data()
 if data.synthetic:
     display(Markdown(f"**Note:** the real polyp frames were not found, so this chapter uses the "
                      f"synthetic set instead ({data.reason})."))
 
 # %% [markdown]
 # We work with one training frame, resized to 288 x 384 pixels (height x width), a size that the
-# five halvings of VGG16 divide exactly. The mask is resized with nearest-neighbour interpolation,
-# which `torchvision` picks by itself for a `tv_tensors.Mask`, so that it keeps its class labels.
+# five halvings of VGG16 divide exactly. The data set returns the mask as a `tv_tensors.Mask`, so
+# `torchvision` resizes it with nearest-neighbour interpolation and it keeps its class labels. (We
+# then drop the `tv_tensors` wrappers with `as_subclass`, to work with plain tensors.)
 
 # %%
 # NBVAL_CHECK_OUTPUT
 image, mask = data.train[0]
-image = TF.resize(image, [288, 384], antialias=True)
-mask = TF.resize(tv_tensors.Mask(mask), [288, 384]).as_subclass(torch.Tensor)
+image = TF.resize(image, [288, 384], antialias=True).as_subclass(torch.Tensor)
+mask = TF.resize(mask, [288, 384]).as_subclass(torch.Tensor)
 print("image", tuple(image.shape), "mask", tuple(mask.shape), "labels", mask.unique().tolist())
 
 # %% [markdown]
@@ -75,15 +76,20 @@ print("classifier output:", tuple(scores.shape), "-> one score per class for the
 # NBVAL_CHECK_OUTPUT
 from fcn_tutorial.models import build_model
 
-segmenter = build_model("fcn8s", n_classes=2).eval()
+segmenter = build_model("fcn8s", n_classes=2, preset="compact", width=0.25).eval()
 with torch.no_grad():
     logits = segmenter(image.unsqueeze(0))
 print("segmenter output: ", tuple(logits.shape), "-> a score for each class at each pixel")
 print("predicted labels: ", tuple(logits.argmax(dim=1).shape), "-> the same shape as the mask")
 
 # %% [markdown]
+# (We built an FCN-8s with a quarter of VGG16's channels, `width=0.25`, to keep this page fast; the
+# `compact` preset pads every convolution so that each map is an exact fraction of the input. Neither
+# choice changes the shapes that matter here; [chapter 4](04_fcn_architectures.ipynb) builds the
+# full-size networks.)
+#
 # Notice the difference in the last two axes: the classifier squeezed all of space away; the
-# segmenter keeps it. Taking the highest score at each pixel (`argmax` over the class axis) gives a
+segmenter keeps it. Taking the highest score at each pixel (`argmax` over the class axis) gives a
 # predicted mask with exactly the shape of the true one, so we can compare them pixel by pixel.
 
 # %% [markdown]
@@ -273,8 +279,9 @@ plt.close(fig)
 
 # %% [markdown]
 # The red line is the true outline. Nearest neighbour gives blocks; bilinear interpolation and the
-# bilinear transposed convolution give the same smooth blob (their Jaccard values above differ only
-# at the frame's edge, where the two treat the border differently). None of them can recover the
+# bilinear transposed convolution give the same smooth blob. (Their Jaccard values differ because
+# of a band along the frame's border: beyond the edge, the transposed convolution sees zeros, while
+# interpolation repeats the edge values. Away from that band the two are equal.) None of them can recover the
 # dents of the real outline, because that detail is simply not in a 9 x 12 map. Upsampling can
 # smooth; it cannot invent.
 
@@ -324,14 +331,22 @@ for name, values in [("coarse only (1/32)", coarse), ("with the 1/16 skip", F.av
 # coarse and the detail maps are not given, of course: 1x1 convolutions learn to compute class scores
 # from each pooling stage, and training makes their sum right.
 #
-# We can already look at the three score maps that an FCN-8s fuses for our frame, by asking the
-# package for the sizes of its intermediate outputs:
+# We can already look at the score maps that our FCN-8s fuses for the 288 x 384 frame: `summary`
+# lists every layer's output shape, and we keep the layers after the backbone.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from fcn_tutorial.models import summary
 
-print(summary(build_model("fcn8s", n_classes=2), (1, 3, 288, 384)))
+for layer in summary(segmenter, (1, 3, 288, 384)):
+    if not layer.name.startswith("backbone."):
+        print(f"{layer.name:16s} {layer.type:16s} {' x '.join(map(str, layer.output_shape))}")
+
+# %% [markdown]
+# Read it top to bottom: class scores at 1/32 (9 x 12) from `score_fr`, upsampled 2x (`upscore2`)
+# and added to scores from pool4 (18 x 24); the sum upsampled 2x again and added to scores from
+# pool3 (36 x 48); and a final 8x upsampling to the full 288 x 384. The crops do nothing with the
+# `compact` preset; chapter 4 shows where they matter.
 
 # %% [markdown]
 # ## Summary

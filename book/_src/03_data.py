@@ -14,9 +14,9 @@
 # folder for problems, write augmentations that keep mask and image aligned, and say why pixel
 # accuracy will flatter our models.
 #
-# **Running this code.** The `quick` profile reads at most a few dozen frames for the pictures and
-# reads the masks of the training split at reduced resolution for the statistics, so the chapter
-# runs in well under a minute on a CPU.
+# **Running this code.** The chapter decodes a few dozen frames for the pictures and the masks of
+# the training split for the statistics; it runs in well under a minute on a CPU with either
+# profile. The profile only sets the sizes of the augmentation examples.
 
 # %%
 from fcn_tutorial.profiles import current_profile
@@ -26,14 +26,14 @@ profile
 
 # %%
 %matplotlib inline
+%config InlineBackend.figure_formats = ["jpeg"]  # the figures are photographs: JPEG keeps the page light
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from IPython.display import Markdown, display
+from PIL import Image
 
-import fcn_tutorial.data as fcn_data
-from fcn_tutorial.data import VOID, load_polyp_data
-
-torch.manual_seed(0)
+from fcn_tutorial.data import VOID, KvasirSEG, Polyps912, load_polyp_data
 
 # %% [markdown]
 # ## Three polyp data sets and your own
@@ -55,19 +55,20 @@ torch.manual_seed(0)
 # The frames are BMP files of two sizes (384 x 288 and 574 x 500). `masks2` holds two classes plus a
 # third value for the black border around the endoscope's round view, which is *void*: the package
 # maps it to `VOID = 255` so that the loss and the metrics skip those pixels. `masks3` and `masks4`
-# add classes such as the lumen and the specular highlights; the book uses `masks2`, as the tutorial
-# did. The archive is not freely downloadable: the class below explains how to get it and where to
-# put it.
+# add more classes; the book uses `masks2`, as the tutorial did. The archive is not on a public web
+# address, so the package cannot fetch it for you without its file id; the class's documentation
+# explains the options:
 
 # %%
-print(fcn_data.Polyps912.__doc__)
+print(Polyps912.__doc__)
 
 # %% [markdown]
 # ### Kvasir-SEG, the default
 #
-# Kvasir-SEG (Jha et al., 2020) is a public set of 1,000 polyp frames with masks drawn by doctors
-# at Vestre Viken hospital in Norway. It is free for research and teaching with a citation of the
-# paper. Its official archive has a flat layout, the same file name in two folders:
+# Kvasir-SEG (Jha et al., 2020) is a public set of 1,000 polyp frames with masks drawn under the
+# supervision of doctors in Norway. It is free for research and teaching with a citation of the
+# paper; commercial use needs the authors' permission. Its official archive has a flat layout, the
+# same file name in two folders:
 #
 # ```text
 # kvasir-seg/
@@ -77,27 +78,29 @@ print(fcn_data.Polyps912.__doc__)
 #
 # Two details matter. First, the masks are JPEG files, and JPEG compression blurs the sharp
 # black-and-white edge into a few grey values; the loader thresholds them at 128. Second, Kvasir-SEG
-# has no official split, so the package makes a deterministic one from the sorted file names, the
-# same on every machine.
+# has no official split, so the package makes a deterministic one: a hash of each file name sends it
+# to training (80%), validation (10%) or test (10%). The split is the same on every machine, and a
+# frame keeps its split when other frames are added or removed. The names of each split are written
+# to text files (`train.txt`, `val.txt`, `test.txt`) in the cache folder, so that you can read them.
 
 # %%
-print(fcn_data.KvasirSEG.__doc__)
+print(KvasirSEG.__doc__)
 
 # %% [markdown]
-# `load_polyp_data` picks the data for the book: Kvasir-SEG from the cache folder (downloading it
-# when it is missing and the network allows), otherwise the synthetic set below, with a flag saying
-# which.
+# `load_polyp_data` picks the data for the book: Kvasir-SEG from the data folder (downloading it
+# when it is missing and the network allows), otherwise the synthetic set described below, with a
+# flag saying which.
 
 # %%
-data = load_polyp_data(profile)
+data = load_polyp_data()
 if data.synthetic:
     display(Markdown(f"**Note:** the real polyp frames were not found, so this chapter uses the "
                      f"synthetic set instead ({data.reason})."))
-print(data.name)
+print("data set:", data.name)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for split in ["train", "valid", "test"]:
+for split in ["train", "val", "test"]:
     print(f"{split:5s}: {len(getattr(data, split)):4d} frames")
 
 # %% [markdown]
@@ -106,105 +109,155 @@ for split in ["train", "valid", "test"]:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-import numpy as np
-from PIL import Image
-
 image, mask = data.train[0]
 raw = np.asarray(Image.open(data.train.mask_paths[0]).convert("L"))
-print("raw JPEG mask: ", len(np.unique(raw)), "different grey levels")
-print("loaded mask:   ", mask.unique().tolist(), mask.dtype)
-print("grey pixels (between 10 and 245):", int(((raw > 10) & (raw < 245)).sum()))
+print("raw mask file:", len(np.unique(raw)), "different grey levels")
+print("loaded mask:  ", mask.unique().tolist(), mask.dtype)
+print("raw pixels strictly between 10 and 245:", int(((raw > 10) & (raw < 245)).sum()))
 
 # %% [markdown]
-# Dozens of grey levels on disk, but only the two classes after loading. Thresholding at the middle
-# is safe here because (as the last line shows) no pixel of the file is truly ambiguous.
+# Many grey levels on disk, but only the two classes after loading. Thresholding in the middle is
+# safe here because, as the last line shows, no pixel of the file is truly ambiguous: the grey values
+# all sit close to black or to white.
 
 # %% [markdown]
 # ### Your own folder
 #
 # Any folder with `images/` and `masks/` holding files of the same names works with
-# `SegmentationFolder`. Masks may be PNG, TIFF or JPEG; you say which grey value is which class.
-# To show it without touching your disk, we write a few synthetic pairs into a temporary folder and
-# load them back.
+# `SegmentationFolder`. Masks may be PNG, TIFF, BMP or JPEG; you say which value is which class with
+# `value_to_class`. Let us pretend that an annotation tool gave us a dozen frames as JPEG files and
+# their masks as PNG files with 0 for background, 255 for polyp and 128 for pixels nobody could
+# decide on. We write such a folder into a temporary directory, from validation frames of our data:
 
 # %%
 import tempfile
 from pathlib import Path
 
-from fcn_tutorial.data import SegmentationFolder, make_synthetic_polyps
+from torchvision.transforms.v2.functional import to_pil_image
 
-folder = Path(tempfile.mkdtemp()) / "my-polyps"
-make_synthetic_polyps(folder, n_images=6, size=(96, 128), seed=0)
-print(sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*.png"))[:4], "...")
+workspace = Path(tempfile.mkdtemp(prefix="fcn-tutorial-"))
+%cd -q {workspace}
+Path("my-polyps/images").mkdir(parents=True)
+Path("my-polyps/masks").mkdir(parents=True)
+grey_level = torch.tensor([0, 255])  # of background and polyp
+for index in range(12):
+    frame, frame_mask = data.val[index]
+    grey = torch.where(frame_mask == VOID, 128, grey_level[frame_mask.clamp(max=1)])
+    to_pil_image(frame).save(f"my-polyps/images/frame{index:02d}.jpg", quality=95)
+    to_pil_image(grey.to(torch.uint8)).save(f"my-polyps/masks/frame{index:02d}.png")
+print(sorted(str(path) for path in Path("my-polyps").rglob("frame00.*")))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-mine = SegmentationFolder(folder)
+from fcn_tutorial.data import SegmentationFolder
+
+mine = SegmentationFolder("my-polyps", value_to_class={0: 0, 255: 1, 128: VOID})
 frame, frame_mask = mine[0]
-print(len(mine), "pairs;", "image", tuple(frame.shape), "mask", tuple(frame_mask.shape), frame_mask.unique().tolist())
+print(len(mine), "pairs, classes", mine.class_names)
+print("first pair:", tuple(frame.shape), "| labels", frame_mask.unique().tolist())
 
 # %% [markdown]
+# A mask value that the mapping does not mention (a stray 200 left by a resizing tool, say) is an
+# error that names the file, never a silently wrong label.
+#
+# ### Checking a folder: `fcn-tutorial data check`
+#
+# Before training on a folder, check it. In a terminal, `fcn-tutorial data check FOLDER` reads every
+# pair and lists every problem at once (a missing mask, a mask whose size differs from its image, an
+# unreadable file, unexpected values) rather than stopping at the first; on a clean folder it prints
+# statistics instead. Our masks hold 0, 128 and 255, so we tell it that values from 128 up are
+# polyp:
+#
+# ```bash
+# fcn-tutorial data check my-polyps --threshold 128
+# ```
+#
+# The command prints the report of `fcn_tutorial.data.check_folder` and exits with code 1 when there
+# are problems. In the notebook we call the function directly:
+
+# %%
+from fcn_tutorial.data import check_folder
+
+report = check_folder("my-polyps", threshold=128, progress=False)
+print(report)
+
+# %% [markdown]
+# Now we break two things on purpose: we delete one mask and replace another with a picture of the
+# wrong size.
+
+# %%
+Path("my-polyps/masks/frame03.png").unlink()
+Image.new("L", (64, 48)).save("my-polyps/masks/frame07.png")
+report = check_folder("my-polyps", threshold=128, progress=False)
+print(report)
+print("exit code of the command:", 0 if report.ok else 1)
+%cd -q -
+
+# %% [markdown]
+# Each line names the file and the problem, so that you can fix them all in one pass, and the exit
+# code lets a script stop before it trains on a broken folder. (Run the command on the whole
+# Kvasir-SEG folder in a terminal: it reads all the pairs and reports their sizes and polyp areas.)
+#
 # ### The synthetic set
 #
-# The synthetic set is what the book falls back to without real data, and what the tests use: pink
-# blobs with bumpy outlines on a reddish, vignetted background, with a void border like CVC-912's. It
-# is easy (a good model reaches a high Jaccard quickly), but it exercises every piece of code.
+# The synthetic set is what the book falls back to without real data, and what the package's tests
+# use. It is written in the CVC-912 layout, void border included, so `Polyps912` reads it. Its frames
+# imitate colonoscopy (folds, vessels, highlights, a dark lumen) with one or two smooth polyps whose
+# colour matches the mucosa, so that a network has to learn shape and shading. It is much easier
+# than real frames, but it exercises every piece of code.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from fcn_tutorial.data import make_synthetic_polyps
+
+synthetic_root = make_synthetic_polyps(workspace / "synthetic", n_train=4, n_valid=0, n_test=0, seed=0,
+                                       progress=False)
+synthetic = Polyps912(synthetic_root, "train")
+frame, frame_mask = synthetic[0]
+print(len(synthetic), "frames of", tuple(frame.shape), "| labels:", frame_mask.unique().tolist())
 
 # %%
 from fcn_tutorial.plotting import show_pairs
 
-fig = show_pairs(mine, indices=range(3))
+fig = show_pairs(synthetic, indices=range(4))
 plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# ## Checking a folder: `fcn-tutorial data check`
-#
-# Before training on a folder, check it. The command lists every problem at once (a missing mask, a
-# mask whose size differs from its image, an unreadable file, unexpected labels) rather than stopping
-# at the first. Here it is on our small folder after we break two things on purpose:
-
-# %%
-(folder / "masks" / sorted((folder / "masks").iterdir())[0].name).unlink()
-Image.new("L", (10, 10)).save(sorted((folder / "masks").iterdir())[0])
-!cd {folder.parent} && fcn-tutorial data check my-polyps
-
-# %% [markdown]
-# Each line names the file and the problem, so that you can fix them all in one pass. On the real
-# data the same command reports a clean folder:
-
-# %%
-!cd {data.root.parent} && fcn-tutorial data check {data.root.name}
+# Red marks the polyps and grey the void border outside the endoscope's view, which neither the loss
+# nor the metrics will count.
 
 # %% [markdown]
 # ## Augmentation: the mask follows the image
 #
-# With about 500 training frames, a network soon memorises them. Augmentation shows it a slightly
-# different version of each frame every epoch. For segmentation there is one rule: every geometric
-# change made to the image must be made to the mask too, with nearest-neighbour interpolation so
-# that labels stay labels, and pixels that come from outside the frame must be void in the mask.
+# With a few hundred training frames, a network soon memorises them. Augmentation shows it a
+# slightly different version of each frame every epoch. For segmentation there is one rule: every
+# geometric change made to the image must be made to the mask too, with nearest-neighbour
+# interpolation so that labels stay labels, and pixels that come from outside the frame must be
+# void in the mask.
 #
-# `torchvision.transforms.v2` does this for us when the mask is wrapped as a `tv_tensors.Mask`: the
-# same random parameters are applied to both, and colour changes touch only the image.
+# `torchvision.transforms.v2` does this for us when the mask is a `tv_tensors.Mask`, as our data sets
+# return it: the same random parameters are applied to both, and colour changes touch only the image.
 
 # %%
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-example_image, example_mask = data.train[1]
-pair = (tv_tensors.Image(example_image), tv_tensors.Mask(example_mask))
+FILL = {tv_tensors.Image: 0.0, tv_tensors.Mask: VOID}  # what pixels from outside the frame become
+pair = data.train[1]  # a tv_tensors.Image and a tv_tensors.Mask
 augmentations = {
-    "random crop": v2.RandomCrop((256, 256), pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: VOID}),
+    "random crop": v2.RandomCrop((256, 256), pad_if_needed=True, fill=FILL),
     "horizontal flip": v2.RandomHorizontalFlip(p=1.0),
-    "rotation": v2.RandomRotation(30, fill={tv_tensors.Image: 0, tv_tensors.Mask: VOID}),
-    "scale": v2.RandomAffine(degrees=0, scale=(0.6, 1.4), fill={tv_tensors.Image: 0, tv_tensors.Mask: VOID}),
+    "rotation": v2.RandomRotation(30, fill=FILL),
+    "scale": v2.RandomAffine(degrees=0, scale=(0.6, 1.4), fill=FILL),
     "colour jitter": v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05),
 }
 
 # %%
 from fcn_tutorial.plotting import overlay
 
-fig, axes = plt.subplots(1, len(augmentations) + 1, figsize=(10, 2.3), dpi=100)
+torch.manual_seed(3)
+fig, axes = plt.subplots(1, len(augmentations) + 1, figsize=(10, 2.2), dpi=100)
 axes[0].imshow(overlay(*pair))
 axes[0].set_title("original", fontsize=9)
 for axis, (name, transform) in zip(axes[1:], augmentations.items()):
@@ -217,28 +270,32 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# The green outline (the mask) moves, turns and scales with the polyp; grey marks void pixels that
-# the rotation and the scaling brought in from outside the frame; the colour jitter changes the
-# image only. The package's training preset combines these steps:
+# The red mask moves, turns and scales with the polyp; grey marks the void pixels that the rotation
+# and the zoom brought in from outside the frame; the colour jitter changes the image only. The
+# package's `train_transforms` chains such steps in a sensible order (resize, rotate and scale,
+# crop, flip, colour). Here we switch all of them on, with the profile's sizes (`quick` works on
+# small frames: the shorter side resized to 128 pixels, crops of 112):
 
 # %%
-from fcn_tutorial.data.transforms import train_transforms
+from fcn_tutorial.data import eval_transforms, train_transforms
 
-preset = train_transforms(crop_size=profile.crop_size)
+preset = train_transforms(resize=profile.resize, crop_size=profile.crop_size, hflip=0.5, vflip=0.5,
+                          rotation=15, scale=(0.75, 1.25), color_jitter=0.2)
 print(preset)
 
 # %% [markdown]
-# Applying it several times to the same pair gives a different crop every time, always aligned:
+# Applied several times to the same pair, it gives a different view every time, always aligned:
 
 # %%
 # NBVAL_CHECK_OUTPUT
 torch.manual_seed(0)
 samples = [preset(*pair) for _ in range(4)]
 for augmented_image, augmented_mask in samples:
-    print("image", tuple(augmented_image.shape), augmented_image.dtype, "| mask", tuple(augmented_mask.shape), augmented_mask.dtype)
+    print("image", tuple(augmented_image.shape), augmented_image.dtype,
+          "| mask", tuple(augmented_mask.shape), augmented_mask.dtype)
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.6), dpi=100)
+fig, axes = plt.subplots(1, 4, figsize=(8, 2.2), dpi=100)
 for axis, sample in zip(axes, samples):
     axis.imshow(overlay(*sample))
     axis.axis("off")
@@ -250,45 +307,54 @@ plt.close(fig)
 # ## Loading in batches
 #
 # Frames come in different sizes, so training batches are random crops of one size, while validation
-# and testing run on whole frames, one at a time (as the 2017 tutorial did). `make_loaders` builds
-# the three `DataLoader`s with seeded workers, so a run can be repeated exactly:
+# and testing run on whole frames, one at a time (as the 2017 tutorial did). We ask
+# `load_polyp_data` for the splits with their transforms, and `make_loaders` builds the three
+# `DataLoader`s. The augmentation of each frame is seeded by the frame and the epoch, so that a run
+# can be repeated exactly, with any number of worker processes:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from fcn_tutorial.data.loaders import make_loaders
+from fcn_tutorial.data import make_loaders
 
-loaders = make_loaders(data, batch_size=4, crop_size=profile.crop_size, num_workers=0, seed=0)
+augmented = load_polyp_data(train_transform=preset, eval_transform=eval_transforms(resize=profile.eval_size))
+loaders = make_loaders(augmented.train, augmented.val, augmented.test, batch_size=4, num_workers=0, seed=0)
 images, masks = next(iter(loaders.train))
-print("train batch:", tuple(images.shape), images.dtype, tuple(masks.shape), masks.dtype)
-images, masks = next(iter(loaders.valid))
-print("valid batch:", images.shape[0], "full-size frame")
+print("training batch:  ", tuple(images.shape), images.dtype, "|", tuple(masks.shape), masks.dtype)
+images, masks = next(iter(loaders.val))
+print("validation batch:", tuple(images.shape), "| one whole frame")
 
 # %% [markdown]
 # ## Class imbalance: how rare are polyp pixels?
 #
-# Let us count. Reading every training frame at full resolution would take a while, and counting
-# does not need full resolution: Pillow can decode a JPEG at a quarter of its size almost for free
-# (`Image.draft`), which changes the fractions only at the boundaries.
+# Let us count. We only need the masks, and not even at full resolution: Pillow can decode a JPEG
+# at a quarter of its size at a fraction of the cost (`Image.draft`), which changes the counts only
+# along the boundaries. The data set's own table (`lookup`) turns the file's values into classes, and
+# `np.bincount` counts the pixels of each class in every frame, leaving void pixels out. (Many tiny
+# arrays are NumPy's home ground; PyTorch pays off on big tensors.)
 
 # %%
-from tqdm.auto import tqdm
-
-
-def polyp_fraction_of_file(path: Path, reduce: int = 4) -> float:
-    """Share of polyp pixels in a Kvasir-SEG mask file, decoded at 1/reduce of its size."""
+def reduced_labels(path: Path, lookup: np.ndarray, reduce: int = 4) -> np.ndarray:
+    """The class of each pixel of a mask file; JPEG files are decoded at 1/reduce of their size."""
     with Image.open(path) as file:
-        file.draft("L", (file.width // reduce, file.height // reduce))
-        pixels = np.asarray(file.convert("L"))
-    return float((pixels >= 128).mean())
+        file.draft("L", (file.width // reduce, file.height // reduce))  # only JPEG files take the hint
+        return lookup[np.asarray(file, dtype=np.uint8)]
 
 
-fractions = np.array([polyp_fraction_of_file(path) for path in tqdm(data.train.mask_paths, desc="masks")])
+train = data.train
+lookup = train.lookup.numpy()  # file value -> class (or VOID)
+counts = np.zeros((len(train), train.n_classes), dtype=np.int64)  # pixels per frame and class
+for index, path in enumerate(train.mask_paths):
+    labels = reduced_labels(path, lookup)
+    counts[index] = np.bincount(labels[labels != VOID], minlength=train.n_classes)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"{len(fractions)} training masks")
-print(f"polyp pixels over the training split: {fractions.mean():.1%}")
-print(f"smallest polyp: {fractions.min():.1%} of its frame, largest: {fractions.max():.1%}")
+fractions = counts[:, 1] / counts.sum(axis=1)  # the polyp share of each frame
+overall = counts[:, 1].sum() / counts.sum()  # the polyp share of all training pixels
+print(f"{len(train)} training masks, {counts.sum() / 1e6:.1f} million pixels counted at reduced size")
+print(f"polyp pixels over the training split: {overall:.1%}")
+print(f"polyp share per frame: mean {fractions.mean():.1%}, median {np.median(fractions):.1%}, "
+      f"smallest {fractions.min():.1%}, largest {fractions.max():.1%}")
 print(f"frames where the polyp covers under 5%: {(fractions < 0.05).mean():.0%}")
 
 # %%
@@ -303,16 +369,18 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# About one pixel in seven is polyp; most frames show a polyp covering between a few and a quarter of
-# the frame, and a long tail of frames is dominated by one. (Frames are averaged equally here; the
-# share of all pixels weights large frames more, but the picture is the same.)
+# Roughly one pixel in seven is polyp. Most frames show a polyp that covers between a few percent and
+# a quarter of the frame, a long tail of frames is dominated by one, and about one frame in five has
+# a polyp smaller than 5% of the picture: the hard cases of
+# [chapter 2](02_classification_to_segmentation.ipynb). (The share over all pixels weights large
+# frames more than the mean over frames does; both tell the same story.)
 #
-# What does this imply? A "model" that answers *background* everywhere is right on about 85% of the
-# pixels, without having found a single polyp:
+# What does this imply? A "model" that answers *background* everywhere is right on most pixels,
+# without having found a single polyp:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"pixel accuracy of predicting background everywhere: {1 - fractions.mean():.1%}")
+print(f"pixel accuracy of predicting background everywhere: {1 - overall:.1%}")
 print("its Jaccard index for the polyp class: 0.0")
 
 # %% [markdown]
@@ -323,20 +391,20 @@ print("its Jaccard index for the polyp class: 0.0")
 # %% [markdown]
 # ## Browsing the data
 #
-# `fcn_tutorial.widgets.DataBrowser` shows frames with their masks; its static form draws a grid of
+# `fcn_tutorial.widgets.DataBrowser` shows frames with their masks. Its static form draws a few of
 # them, which is what this page shows:
 
 # %%
 from fcn_tutorial.widgets import DataBrowser
 
 browser = DataBrowser(data.train)
-fig = browser.figure(indices=range(6))
+fig = browser.figure(indices=range(2, 6))
 plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# In a running notebook, the next cell opens the interactive version with a slider over all frames
-# and a switch between the mask, the outline and the raw frame:
+# In a running notebook, the next cell opens the interactive version, with a slider over all frames,
+# a switch between the overlay, the outline, the mask and the raw frame, and the overlay's strength:
 
 # %% tags=["remove-output"]
 browser.widget()
@@ -345,8 +413,9 @@ browser.widget()
 # ## Summary
 #
 # * CVC-912 (the 2017 set) is split by patient and marks the endoscope's border as void; Kvasir-SEG
-#   is public, with JPEG masks thresholded at 128 and a deterministic split; any `images/` + `masks/`
-#   folder works through `SegmentationFolder`; a synthetic set stands in when no real data is there.
+#   is public, with JPEG masks thresholded at 128 and a deterministic hash split; any `images/` +
+#   `masks/` folder works through `SegmentationFolder`; a synthetic set stands in when no real data
+#   is there.
 # * `fcn-tutorial data check` reports every problem of a folder at once.
 # * Augmentation must move the mask with the image; `torchvision.transforms.v2` with
 #   `tv_tensors.Mask` does so, and fills pixels from outside the frame with `VOID`.
@@ -355,54 +424,94 @@ browser.widget()
 # ## Exercises
 #
 # 1. **Polyp fraction.** Write `polyp_fraction(mask)`, the share of polyp pixels (class 1) among the
-#    pixels that are *not* void. A mask that is all void has no defined fraction: return `nan`.
+#    pixels that are *not* void. A mask that is all void has no such share: return `nan`.
 
 # %% tags=["exercise"]
 def polyp_fraction(mask: torch.Tensor) -> float:
     """Share of polyp pixels among the non-void pixels of an H x W mask."""
-    ...  # your code here
+    raise NotImplementedError("your code here")
 
 # %% tags=["solution", "hide-cell"]
 def polyp_fraction(mask: torch.Tensor) -> float:
     """Share of polyp pixels among the non-void pixels of an H x W mask."""
-    valid = mask != VOID
-    if not valid.any():
+    counted = mask != VOID
+    if not counted.any():
         return float("nan")
-    return (mask[valid] == 1).float().mean().item()
+    return (mask[counted] == 1).float().mean().item()
 
 # %% tags=["check"]
-from fcn_tutorial.exercises import check_polyp_fraction
-
-check_polyp_fraction(polyp_fraction)
+# Check: compare with the shares that `check_folder` reports for the synthetic frames (void border left out).
+expected = np.array(check_folder(synthetic_root, progress=False).polyp_fractions)
+got = np.array([polyp_fraction(synthetic[index][1]) for index in range(len(synthetic))], dtype=float)
+with_void = np.array([(synthetic[index][1] == 1).float().mean().item() for index in range(len(synthetic))])
+all_void = polyp_fraction(torch.full((4, 4), VOID))
+if np.allclose(got, with_void) and not np.allclose(got, expected):
+    print("Not yet: your shares count the void pixels too; divide by the number of non-void pixels.")
+elif not np.allclose(got, expected):
+    print(f"Not yet: got {np.round(got, 3)}, expected {np.round(expected, 3)}.")
+elif not np.isnan(all_void):
+    print(f"Not yet: an all-void mask gave {all_void}; return float('nan') when no pixel counts.")
+else:
+    print("Correct! Your shares match check_folder's on the synthetic frames, and an all-void mask gives nan.")
 
 # %% [markdown]
 # 2. **A joint random crop.** Write `random_crop(image, mask, size, generator)` that cuts the same
-#    random `size x size` window out of both, padding with zeros (image) and `VOID` (mask) when the
-#    frame is smaller than the window. Do it with plain tensor indexing, without torchvision.
+#    random `size x size` window out of a `3 x H x W` image and its `H x W` mask, padding with 0
+#    (image) and `VOID` (mask) at the bottom and right when the frame is smaller than the window.
+#    Every position must be possible, including the last one (the 2017 loader never picked it).
+#    Use plain tensor indexing and `torch.randint(..., generator=generator)`, no torchvision.
 
 # %% tags=["exercise"]
 def random_crop(image: torch.Tensor, mask: torch.Tensor, size: int, generator: torch.Generator):
     """The same random size x size window of a 3 x H x W image and its H x W mask."""
-    ...  # your code here
+    raise NotImplementedError("your code here")
 
 # %% tags=["solution", "hide-cell"]
 def random_crop(image: torch.Tensor, mask: torch.Tensor, size: int, generator: torch.Generator):
     """The same random size x size window of a 3 x H x W image and its H x W mask."""
-    height, width = mask.shape
-    pad_h, pad_w = max(size - height, 0), max(size - width, 0)
-    image = torch.nn.functional.pad(image, (0, pad_w, 0, pad_h), value=0.0)
-    mask = torch.nn.functional.pad(mask, (0, pad_w, 0, pad_h), value=VOID)
+    pad_bottom, pad_right = max(size - mask.shape[0], 0), max(size - mask.shape[1], 0)
+    image = torch.nn.functional.pad(image, (0, pad_right, 0, pad_bottom), value=0.0)
+    mask = torch.nn.functional.pad(mask, (0, pad_right, 0, pad_bottom), value=VOID)
     top = int(torch.randint(mask.shape[0] - size + 1, (1,), generator=generator))
     left = int(torch.randint(mask.shape[1] - size + 1, (1,), generator=generator))
     return image[:, top:top + size, left:left + size], mask[top:top + size, left:left + size]
 
 # %% tags=["check"]
-from fcn_tutorial.exercises import check_random_crop
+# Check: crop frames whose pixels know their own position, so that a misaligned crop shows.
+def numbered_frame(height: int, width: int):
+    rows, columns = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    image = torch.stack([rows, columns, torch.ones_like(rows)]).float()
+    return image, 1000 + rows * width + columns  # mask values 1000 and up: never VOID
 
-check_random_crop(random_crop)
+
+def crop_problem(size: int, height: int, width: int, generator: torch.Generator) -> str | None:
+    image, mask = numbered_frame(height, width)
+    crop_image, crop_mask = random_crop(image, mask, size, generator)
+    if tuple(crop_image.shape) != (3, size, size) or tuple(crop_mask.shape) != (size, size):
+        return f"a {size} x {size} crop of a {height} x {width} frame has shapes {tuple(crop_image.shape)} and {tuple(crop_mask.shape)}"
+    inside = crop_image[2] == 1
+    if not torch.equal(crop_mask[inside], 1000 + (crop_image[0] * width + crop_image[1])[inside].long()):
+        return "the image and mask crops come from different windows"
+    if not (torch.all(crop_image[:, ~inside] == 0) and torch.all(crop_mask[~inside] == VOID)):
+        return "padding must be 0 in the image and VOID in the mask"
+    return None
+
+
+generator = torch.Generator().manual_seed(0)
+problem = crop_problem(8, 10, 12, generator) or crop_problem(8, 5, 6, generator) or crop_problem(8, 5, 20, generator)
+corners = {tuple(random_crop(*numbered_frame(10, 12), 8, generator)[0][:2, 0, 0].tolist()) for _ in range(300)}
+if problem:
+    print(f"Not yet: {problem}.")
+elif len(corners) != 3 * 5:
+    print(f"Not yet: a crop of 8 in a 10 x 12 frame can start at 3 x 5 = 15 places, yours used {len(corners)}.")
+else:
+    print("Correct! Image and mask stay aligned, padding is 0 and VOID, and every position can be drawn.")
 
 # %% [markdown]
-# 3. Compute the polyp fraction over the training split at full resolution (no `draft`). How far is
-#    it from the quarter-size estimate, and how much longer does it take?
-# 4. Kvasir-SEG frames come in sizes from about 330 to 1,920 pixels wide. Plot the distribution of
-#    frame widths in the training split. What crop size would you choose for training, and why?
+# 3. Count the polyp pixels again at full resolution, with `fcn_tutorial.data.read_mask`. How far
+#    is the result from the quarter-size estimate, and how much longer does it take?
+# 4. Kvasir-SEG frames range from about 330 to 1,920 pixels in width. Plot the distribution of frame
+#    sizes in the training split (the `fcn-tutorial data check` report lists the most common ones).
+#    What crop size would you train with, and what happens to the largest frames?
+# 5. Rotate a frame by 30 degrees with `v2.RandomRotation(30)` but *without* `fill`. What label do the
+#    new corner pixels of the mask get, and why would that teach the network something false?
