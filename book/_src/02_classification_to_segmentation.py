@@ -14,7 +14,7 @@
 # the size of every feature map of VGG16, and say what detail is lost by downsampling and how
 # upsampling and skip connections bring it back.
 #
-# **Running this code.** Everything here runs in seconds on a CPU; the profile only chooses the data.
+# **Running this code.** Everything here runs in well under a minute on a CPU, whatever the profile.
 
 # %%
 from fcn_tutorial.profiles import current_profile

@@ -104,6 +104,15 @@ for split in ["train", "val", "test"]:
     print(f"{split:5s}: {len(getattr(data, split)):4d} frames")
 
 # %% [markdown]
+# For Kvasir-SEG, the split files sit next to the other cached files; each lists the frame names of
+# one split after two comment lines:
+
+# %%
+if data.name == "kvasir-seg":
+    split_file = data.train.split_dir / "train.txt"
+    print(split_file.name, "->", split_file.read_text().splitlines()[2:5], "...")
+
+# %% [markdown]
 # Let us check the JPEG-mask detail on one file. We read the raw mask with Pillow and count its grey
 # levels, then compare with the mask the data set returns.
 
