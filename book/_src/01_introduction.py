@@ -145,14 +145,14 @@ import matplotlib.pyplot as plt
 
 from fcn_tutorial.plotting import show_pair
 
-fig = show_pair(image, mask, title="Kvasir-SEG training frame" if not data.synthetic else "synthetic frame")
+fig = show_pair(image, mask, title=f"{data.name}: training frame {data.train.names[0]}")
 plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# The polyp is a lighter, bulging region; the mask marks its pixels as class 1. Outlining it by hand
-# takes an expert some minutes per frame, which is why there are only about a thousand such frames
-# in the data set.
+# The polyp is the bulging region that the mask marks as class 1. Every such outline was drawn by
+# hand and checked by a specialist, which is why a data set like this holds about a thousand frames,
+# not millions: data, rather than computing power, limits what we can learn.
 
 # %%
 # NBVAL_CHECK_OUTPUT
