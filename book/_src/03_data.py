@@ -121,7 +121,6 @@ if data.name == "kvasir-seg":
 # levels, then compare with the mask the data set returns.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 image, mask = data.train[0]
 raw = np.asarray(Image.open(data.train.mask_paths[0]).convert("L"))
 print("raw mask file:", len(np.unique(raw)), "different grey levels")
