@@ -7,7 +7,7 @@ the validation Jaccard has not improved for ``patience`` epochs. A run folder ho
 
     config.json   every option of the run
     history.csv   one row per epoch (losses, validation accuracy and Jaccard, learning rate, seconds)
-    curves.png    the history drawn
+    curves.png    the history drawn (redrawn at most once a minute, and at the end)
     train.log     the log lines, e.g. "EPOCH 3: Avg epoch training cost train ... took 12.3 s"
     best.pt       the weights with the best validation Jaccard so far
     last.pt       everything needed to resume: weights, optimiser, scheduler, scaler, RNG states
@@ -99,7 +99,7 @@ class TrainConfig:
     patience: int | None = 100  # epochs without improvement before stopping (None: never stop early)
     monitor: str = "mean"  # "mean" Jaccard, or one class's index, e.g. "1"
     class_weights: list[float] | None = None
-    time_limit: float | None = None  # minutes; no epoch starts that would end after it
+    time_limit: float | None = None  # minutes of wall time (data preparation included); no epoch starts that would end after it
     # precision, speed and reproducibility
     device: str = "auto"  # auto | cpu | cuda | mps
     amp: str = "none"  # none | bf16 | fp16 | auto
@@ -508,6 +508,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> list[dict]:
 
 
 def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[dict]:
+    run_started = time.perf_counter()  # the time limit counts everything: data preparation too
     out = Path(config.out)
     device = ctx.device
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -550,6 +551,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         history = list(checkpoint["history"])
         start_epoch = checkpoint["epoch"] + 1
         best, best_epoch, elapsed = checkpoint["best"], checkpoint["best_epoch"], checkpoint["elapsed"]
+        run_started -= elapsed  # the earlier sessions' time counts towards the limit
         if ctx.is_main:
             write_history(history, out / "history.csv")  # drop any row written after last.pt
         log(f"resumed {out} after epoch {checkpoint['epoch']} (best {best:f} at epoch {best_epoch})")
@@ -567,7 +569,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         model, eval_model = torch.compile(model), torch.compile(raw_model)
     val_loader = eval_loader(datasets["val"], config, ctx)
 
-    stop_reason = "reached the last epoch"
+    stop_reason, curves_drawn = "reached the last epoch", time.perf_counter()
     epochs_bar = tqdm(range(start_epoch, config.epochs + 1), desc="epochs", disable=_bars_disabled(progress),
                       initial=start_epoch - 1, total=config.epochs, unit="epoch")
     for epoch in epochs_bar:
@@ -575,8 +577,8 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             stop_reason = f"no improvement for {config.patience} epochs"
             break
         if config.time_limit is not None and history:
-            mean_epoch = elapsed / len(history)
-            if elapsed + mean_epoch > config.time_limit * 60:
+            mean_epoch = sum(row["seconds"] for row in history) / len(history)
+            if time.perf_counter() - run_started + mean_epoch > config.time_limit * 60:
                 stop_reason = f"time limit of {config.time_limit:g} min"
                 break
         started = time.perf_counter()
@@ -591,7 +593,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         val_loss, scores = evaluate(eval_model, val_loader, config.n_classes, device, amp_dtype=amp_dtype,
                                     channels_last=config.channels_last, progress=progress)
         seconds = time.perf_counter() - started
-        elapsed += seconds
+        elapsed = time.perf_counter() - run_started
         row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
                "val_accuracy": float(scores.pixel_accuracy)}
         row.update({f"val_jaccard_{c}": float(j) for c, j in enumerate(scores.jaccard)})
@@ -613,11 +615,15 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
                 "config": asdict(config), "history": history, "rng": rng_state(),
             }, last_path)
             write_history(history, out / "history.csv")
-            plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")
+            if time.perf_counter() - curves_drawn > 60:  # drawing costs a second or two: at most once a minute
+                plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")
+                curves_drawn = time.perf_counter()
         log(epoch_line(row, config.n_classes))
         epochs_bar.set_postfix(jaccard=f"{row['val_jaccard_mean']:.4f}", best=f"{best:.4f}", refresh=False)
         barrier()
     epochs_bar.close()
+    if ctx.is_main and history:
+        plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")
     log(f"stopped: {stop_reason}; best validation {config.monitor} Jaccard {best:f} at epoch {best_epoch}")
 
     if config.test and "test" in datasets and best_path.exists():
@@ -676,7 +682,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--patience", type=int, help="early-stopping patience in epochs (0: never stop early)")
     a("--monitor", help="'mean' or a class index: the validation Jaccard that picks the best epoch")
     a("--class-weights", type=float, nargs="+")
-    a("--time-limit", type=float, metavar="MINUTES", help="start no epoch that would end after this")
+    a("--time-limit", type=float, metavar="MINUTES",
+      help="wall-time budget, data preparation included: start no epoch that would end after it")
     a("--device", choices=["auto", "cpu", "cuda", "mps"])
     a("--amp", choices=["none", "bf16", "fp16", "auto"], help="mixed precision")
     a("--channels-last", action="store_true", default=None)
@@ -705,6 +712,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
         changed = sorted(k for k, v in given.items() if k not in RESUMABLE_OPTIONS and v != getattr(config, k))
         if changed:
             raise ValueError(f"cannot change {changed} when resuming {args.resume}; only {sorted(RESUMABLE_OPTIONS)}")
+        if config.schedule != "constant" and given.get("epochs", config.epochs) != config.epochs:
+            raise ValueError(f"cannot change --epochs when resuming {args.resume}: its {config.schedule} "
+                             f"learning-rate schedule spans {config.epochs} epochs")
         for key in RESUMABLE_OPTIONS & given.keys():
             setattr(config, key, given[key])
         config.out = str(args.resume)

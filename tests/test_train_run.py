@@ -6,6 +6,8 @@ import dataclasses
 import json
 import math
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -36,42 +38,64 @@ def without_seconds(history):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
-def test_a_run_folder_holds_everything(synthetic_root, tmp_path):
-    config = tiny_config(synthetic_root, tmp_path / "run", schedule="cosine")
-    history = train(config)
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def finished_run(synthetic_root, tmp_path_factory):
+    """A three-epoch run with augmentation and a cosine schedule: (config, history)."""
+    config = tiny_config(synthetic_root, tmp_path_factory.mktemp("runs") / "straight", epochs=3, schedule="cosine",
+                         rotation=10, vflip=0.5)
+    return config, train(config)
+
+
+def test_a_run_folder_holds_everything(finished_run):
+    config, history = finished_run
+    run = Path(config.out)
     assert sorted(p.name for p in run.iterdir()) == sorted(
         ["config.json", "history.csv", "curves.png", "train.log", "best.pt", "last.pt", "test.json"])
     assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())) == config
-    assert read_history(run / "history.csv") == history and len(history) == 2
+    assert read_history(run / "history.csv") == history and len(history) == 3
     assert list(history[0]) == ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", "val_jaccard_0",
                                 "val_jaccard_1", "val_jaccard_mean", "seconds"]
-    assert history[1]["lr"] < history[0]["lr"]  # cosine schedule
+    assert history[2]["lr"] < history[1]["lr"] < history[0]["lr"]  # cosine schedule
     log = (run / "train.log").read_text()
     epoch_lines = re.findall(r"^EPOCH \d+: Avg epoch training cost train [\d.]+, cost val [\d.]+, acc val [\d.]+, "
                              r"jacc val class 0 [\d.]+, jacc val class 1 [\d.]+, jacc val [\d.]+ took [\d.]+ s$", log, re.M)
-    assert len(epoch_lines) == 2
+    assert len(epoch_lines) == 3
     assert re.search(r"^FINAL MODEL: err test [\d.]+, acc test [\d.]+, jacc test class 0 [\d.]+, "
                      r"jacc test class 1 [\d.]+, jacc test [\d.]+$", log, re.M)
     last = load_checkpoint(run / "last.pt")  # weights_only=True: only tensors and plain values
-    assert last["epoch"] == 2 and set(last) >= {"model", "optimizer", "scheduler", "rng", "history", "config"}
+    assert last["epoch"] == 3 and set(last) >= {"model", "optimizer", "scheduler", "rng", "history", "config"}
     best = load_checkpoint(run / "best.pt")
     best_row = max(history, key=lambda row: row["val_jaccard_mean"])
     assert best["epoch"] == best_row["epoch"] and best["scores"] == best_row
+    assert json.loads((run / "test.json").read_text())["epoch"] == best_row["epoch"]
 
 
-def test_resuming_gives_the_same_run_as_not_stopping(synthetic_root, tmp_path):
-    straight = train(tiny_config(synthetic_root, tmp_path / "straight", epochs=3, hflip=0.5, rotation=10))
-    train(tiny_config(synthetic_root, tmp_path / "resumed", epochs=1, hflip=0.5, rotation=10))
-    resumed = train(tiny_config(synthetic_root, tmp_path / "resumed", epochs=3, hflip=0.5, rotation=10), resume=True)
+def test_an_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path, monkeypatch):
+    config, straight = finished_run
+    interrupted = dataclasses.replace(config, out=str(tmp_path / "resumed"))
+    real_epoch = train_module.train_one_epoch
+
+    def ctrl_c_in_epoch_2(*args, epoch, **kwargs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, epoch=epoch, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", ctrl_c_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted)
+    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+    assert len(read_history(tmp_path / "resumed" / "history.csv")) == 1
+    resumed = train(interrupted, resume=True)
     assert without_seconds(resumed) == without_seconds(straight)
-    a, b = (load_checkpoint(tmp_path / run / "last.pt")["model"] for run in ("straight", "resumed"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("last.pt", "best.pt"):
+        a, b = (load_checkpoint(Path(run) / name)["model"] for run in (config.out, interrupted.out))
+        assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path, monkeypatch):
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(finished_run, tmp_path, monkeypatch):
+    config, history = finished_run
     run = tmp_path / "run"
-    train(tiny_config(synthetic_root, run, epochs=1))
+    shutil.copytree(config.out, run)
     good = (run / "last.pt").read_bytes()
     real_loss = train_module.segmentation_loss
     calls = []
@@ -79,13 +103,13 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(synthetic_r
     def poisoned(logits, target, weight=None):
         calls.append(1)
         loss = real_loss(logits, target, weight)
-        return loss * math.nan if len(calls) == 2 else loss  # the second batch of epoch 2
+        return loss * math.nan if len(calls) == 2 else loss  # the second batch of epoch 4
 
     monkeypatch.setattr(train_module, "segmentation_loss", poisoned)
-    with pytest.raises(NonFiniteLossError, match="epoch 2, batch 2"):
-        train(tiny_config(synthetic_root, run, epochs=3), resume=True)
+    with pytest.raises(NonFiniteLossError, match="epoch 4, batch 2"):
+        train(dataclasses.replace(config, out=str(run), epochs=5), resume=True)
     assert (run / "last.pt").read_bytes() == good
-    assert len(read_history(run / "history.csv")) == 1
+    assert read_history(run / "history.csv") == history
 
 
 def test_an_absurd_learning_rate_is_caught(synthetic_root, tmp_path):
@@ -94,22 +118,23 @@ def test_an_absurd_learning_rate_is_caught(synthetic_root, tmp_path):
 
 
 def test_early_stopping_and_time_limit(synthetic_root, tmp_path):
-    frozen = train(tiny_config(synthetic_root, tmp_path / "frozen", lr=0.0, epochs=6, patience=2))
-    assert len(frozen) == 3  # best at epoch 1, then 2 epochs without improvement
-    assert "no improvement for 2 epochs" in (tmp_path / "frozen" / "train.log").read_text()
-    limited = train(tiny_config(synthetic_root, tmp_path / "limited", epochs=6, time_limit=1e-6))
+    frozen = train(tiny_config(synthetic_root, tmp_path / "frozen", lr=0.0, epochs=6, patience=1, test=False))
+    assert len(frozen) == 2  # best at epoch 1, then 1 epoch without improvement
+    assert "no improvement for 1 epochs" in (tmp_path / "frozen" / "train.log").read_text()
+    limited = train(tiny_config(synthetic_root, tmp_path / "limited", epochs=6, time_limit=1e-6, test=False))
     assert len(limited) == 1
+    assert "time limit" in (tmp_path / "limited" / "train.log").read_text()
 
 
-def test_a_finished_run_is_never_overwritten(synthetic_root, tmp_path):
-    train(tiny_config(synthetic_root, tmp_path / "run", epochs=1))
+def test_a_finished_run_is_never_overwritten(finished_run):
+    config, _ = finished_run
     with pytest.raises(ValueError, match="already holds a run"):
-        train(tiny_config(synthetic_root, tmp_path / "run", epochs=1))
+        train(config)
 
 
 def test_cache_and_channels_last_and_class_weights(synthetic_root, tmp_path):
     config = tiny_config(synthetic_root, tmp_path / "run", cache=True, resize=40, channels_last=True,
-                         class_weights=[0.5, 2.0], monitor="1", n_train=8, n_eval=3)
+                         class_weights=[0.5, 2.0], monitor="1", n_train=8, n_eval=3, epochs=1, test=False)
     history = train(config)
-    assert len(history) == 2 and all(math.isfinite(row["train_loss"]) for row in history)
+    assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
     assert load_checkpoint(tmp_path / "run" / "best.pt")["config"] == dataclasses.asdict(config)
