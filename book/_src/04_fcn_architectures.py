@@ -98,8 +98,10 @@ print(summary(fcn32s, (288, 384)))
 # * `upscore32` turns $10 \times 13$ into $352 \times 448$, and the final crop cuts the $288 \times 384$
 #   window that lies on top of the frame.
 #
-# Almost all of the 134 million parameters sit in `fc6` (103 million) and `fc7` (17 million); almost all of
-# the 205 billion FLOPs are in the convolutions at full resolution. The head itself is tiny.
+# Almost all of the 134 million parameters sit in `fc6` (103 million) and `fc7` (17 million). The 205 billion
+# FLOPs are spread over the whole backbone: each pooling quarters the map while the next stage doubles the
+# channels, so most $3 \times 3$ convolutions cost about 21 billion FLOPs, and `fc6` adds 27 billion. The head
+# itself is tiny.
 #
 # ## FCN-16s: add the pool4 skip
 #
@@ -327,7 +329,7 @@ for name in ["fcn32s", "fcn16s", "fcn8s"]:
     print(f"{name:8}" + "".join(f"{count:>14,}" for count in counts))
 
 # %% [markdown]
-# All nine are within 0.01% of each other: the backbone dominates. FCN-8s has 134,271,430 parameters in the
+# All nine are within 0.02% of each other: the backbone dominates. FCN-8s has 134,271,430 parameters in the
 # `paper` preset, like the Caffe model, and 6 more in the `original` preset, which gives its three transposed
 # convolutions a bias of two values each. FCN-32s has the most because its single $64 \times 64$ upsampling
 # kernel is larger than FCN-8s's three smaller ones.
@@ -393,8 +395,8 @@ explorer.widget()
 #   preset, centre crops (5, 9, 28 at $224 \times 224$) in the `original` one.
 # * A transposed convolution's output side is $(\text{in}-1)s - 2p + k$; initialised with a bilinear kernel of
 #   size $2s$, it starts out as bilinear interpolation.
-# * The networks have about 134 million parameters, nearly all in `fc6` and `fc7`; the cost is in the
-#   full-resolution convolutions, and the `compact` preset avoids most of it.
+# * The networks have about 134 million parameters, nearly all in `fc6` and `fc7`; the cost is spread over
+#   the convolutions of every stage, run on the padded canvas, and the `compact` preset avoids most of it.
 #
 # ## Exercises
 #
