@@ -32,6 +32,7 @@ CLASS_COLORS = np.array([
 ])
 VOID_COLOR = (0.5, 0.5, 0.5)
 DPI = 100
+MAX_SIZE = (10.0, 4.0)  # inches: the book's figures stay this small (and its notebooks light)
 
 
 def to_image_array(image: Any) -> np.ndarray:
@@ -125,6 +126,12 @@ def outline(image: Any, mask: Any, *, color: Sequence[float] | None = None, thic
     return picture
 
 
+def fit_figsize(width: float, height: float) -> tuple[float, float]:
+    """Shrink ``(width, height)`` inches, keeping the aspect ratio, until it fits in ``MAX_SIZE``."""
+    scale = min(1.0, MAX_SIZE[0] / width, MAX_SIZE[1] / height)
+    return width * scale, height * scale
+
+
 def _hide_axes(axes: np.ndarray) -> None:
     for axis in np.ravel(axes):
         axis.set_xticks([])
@@ -174,7 +181,7 @@ def show_pairs(
     if len(images) == 0:
         raise ValueError("nothing to show: no images")
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(min(10, 2.5 * n), 5), dpi=DPI, squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=fit_figsize(2.5 * n, 4.6), dpi=DPI, squeeze=False)
     for column, (image, mask) in enumerate(zip(images, masks)):
         axes[0, column].imshow(to_image_array(image))
         axes[1, column].imshow(overlay(image, mask, alpha=alpha))
@@ -215,8 +222,7 @@ def show_predictions(
     if len(masks) != len(images):
         raise ValueError(f"got {len(images)} images but {len(masks)} masks")
     rows, cols = len(images), 2 + len(columns)
-    fig, axes = plt.subplots(rows, cols, figsize=(min(10, 2.4 * cols), min(4 * max(1, rows / 2), 2.4 * rows)),
-                             dpi=DPI, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=fit_figsize(2.4 * cols, 2.2 * rows), dpi=DPI, squeeze=False)
     for row, (image, mask) in enumerate(zip(images, masks)):
         axes[row, 0].imshow(to_image_array(image))
         axes[row, 1].imshow(overlay(image, mask, alpha=alpha))
@@ -236,7 +242,7 @@ def show_confusion(confusion: Any, class_names: Sequence[str] | None = None, *, 
     n = table.shape[0]
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
     shown = table / np.maximum(table.sum(axis=1, keepdims=True), 1) if normalize else table
-    fig, axis = plt.subplots(figsize=(1.6 * n + 2, 1.4 * n + 1), dpi=DPI)
+    fig, axis = plt.subplots(figsize=fit_figsize(1.6 * n + 2, 1.4 * n + 1), dpi=DPI)
     axis.imshow(shown, cmap="Blues", vmin=0)
     for i in range(n):
         for j in range(n):

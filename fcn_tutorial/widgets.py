@@ -27,7 +27,8 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from .plotting import (DPI, VOID, colorize, outline, overlay, show_pairs, show_predictions, to_image_array,
+from .plotting import (DPI, VOID, colorize, fit_figsize, outline, overlay, show_pairs, show_predictions,
+                       to_image_array,
                        to_label_array)
 
 
@@ -112,7 +113,7 @@ class DataBrowser:
         indices = list(range(min(4, len(self.dataset)))) if indices is None else list(indices)
         if self.mode == "overlay":
             return show_pairs(self.dataset, indices=indices, alpha=self.alpha)
-        fig, axes = plt.subplots(1, len(indices), figsize=(min(10, 2.5 * len(indices)), 2.8), dpi=DPI, squeeze=False)
+        fig, axes = plt.subplots(1, len(indices), figsize=fit_figsize(2.5 * len(indices), 2.8), dpi=DPI, squeeze=False)
         for axis, index in zip(axes[0], indices):
             axis.imshow(self.render(index))
             axis.set_title(f"#{index}")

@@ -80,7 +80,9 @@ def test_figures_have_one_panel_per_image_and_model():
     assert [axis.get_title() for axis in fig.axes[:4]] == ["frame", "ground truth", "FCN-32s", "FCN-8s"]
     with pytest.raises(ValueError, match="FCN-8s: 2 predictions for 3 images"):
         show_predictions(images, masks, {"FCN-8s": masks[:2]})
-    assert fig.get_size_inches()[0] <= 10
+    for figure in map(plt.figure, plt.get_fignums()):  # the book's figures are at most 10 x 4 inches
+        width, height = figure.get_size_inches()
+        assert width <= 10 + 1e-9 and height <= 4 + 1e-9
 
 
 # --- DataBrowser ------------------------------------------------------------------------------------
