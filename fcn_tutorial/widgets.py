@@ -28,8 +28,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .plotting import (DPI, VOID, colorize, fit_figsize, outline, overlay, show_pairs, show_predictions,
-                       to_image_array,
-                       to_label_array)
+                       to_image_array, to_label_array)
 
 
 def png_bytes(picture: np.ndarray) -> bytes:
