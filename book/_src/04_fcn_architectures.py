@@ -31,7 +31,7 @@ profile = current_profile()
 profile
 
 # %%
-# %matplotlib inline
+%matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import torch

@@ -30,7 +30,7 @@ profile = current_profile()
 profile
 
 # %%
-# %matplotlib inline
+%matplotlib inline
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.colors import ListedColormap
