@@ -1,7 +1,7 @@
 """Training throughput of FCN-8s on this machine, and how close it gets to the matrix-multiply peak.
 
 For each network preset (paper, original, compact; width 1.0) and each variant (fp32, channels-last,
-bf16 autocast, bf16 + channels-last) this times a few full training steps (forward, cross-entropy,
+bf16 autocast, bf16 + channels-last) this times full training steps (forward, cross-entropy,
 backward, Adam) on 224 x 224 crops in batches of 10, as the original recipe trains. The floating-
 point work of one step is counted by ``torch.utils.flop_counter.FlopCounterMode``; dividing by the
 step time gives the achieved GFLOP/s, shown as a fraction of this machine's fp32 (and bf16) matrix-
@@ -9,7 +9,7 @@ multiply peak, measured in the same run with large ``torch.mm`` calls. Everythin
 side in one process, so the ratios are comparable even when the absolute numbers are noisy (other
 processes sharing the CPU slow every line down alike only if they run all the time).
 
-    .venv/bin/python benchmarks/train.py                       # everything, about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/train.py                       # everything: 12 steps, ~10 min on 2 idle cores
     .venv/bin/python benchmarks/train.py --presets compact --steps 3
 """
 
@@ -63,12 +63,16 @@ def measure(preset: str, variant: str, *, batch: int, size: int, steps: int) -> 
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    with FlopCounterMode(display=False) as counter:  # also the warm-up step
-        training_step(model, optimizer, images, masks, amp_dtype)
-    start = time.perf_counter()
-    for _ in range(steps):
-        training_step(model, optimizer, images, masks, amp_dtype)
-    seconds = (time.perf_counter() - start) / steps
+    times = []
+    for step in range(steps):
+        start = time.perf_counter()
+        if step == 0:  # the first step also counts the work (FlopCounterMode adds little to a seconds-long step)
+            with FlopCounterMode(display=False) as counter:
+                training_step(model, optimizer, images, masks, amp_dtype)
+        else:
+            training_step(model, optimizer, images, masks, amp_dtype)
+        times.append(time.perf_counter() - start)
+    seconds = sum(times) / len(times)
     flops = counter.get_total_flops()
     return {"preset": preset, "variant": variant, "images_per_s": batch / seconds, "step_s": seconds,
             "gflop_per_step": flops / 1e9, "gflops": flops / seconds / 1e9}
@@ -78,7 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["paper", "original", "compact"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--steps", type=int, default=1, help="timed steps after one warm-up step")
+    parser.add_argument("--steps", type=int, default=1,
+                        help="timed steps per line (the first includes one-time set-up: use 2+ on an idle machine)")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--size", type=int, default=224)
     args = parser.parse_args()
@@ -89,7 +94,7 @@ def main() -> None:
     peak32 = matmul_peak(torch.float32)
     peak16 = matmul_peak(torch.bfloat16) if bf16 else None
     print(f"matrix-multiply peak: fp32 {peak32:.1f} GFLOP/s" + (f", bf16 {peak16:.1f} GFLOP/s" if peak16 else ""))
-    print(f"FCN-8s training, batch {args.batch}, {args.size}x{args.size}, {args.steps} timed step(s) after a warm-up")
+    print(f"FCN-8s training, batch {args.batch}, {args.size}x{args.size}, mean of {args.steps} step(s)")
     header = f"{'preset':8} {'variant':19} {'img/s':>7} {'s/step':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} {'%fp32 pk':>8} {'%bf16 pk':>8} {'x fp32':>7}"
     print(header)
     results = {}
