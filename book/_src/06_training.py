@@ -81,11 +81,13 @@ Code(inspect.getsource(training.train_one_epoch), language="python")
 #   with `amp_dtype=None` it does nothing.
 # * `segmentation_loss` is the pixel-wise cross-entropy, `F.cross_entropy(logits, masks, ignore_index=255)`:
 #   the logits are `N x C x H x W`, the masks `N x H x W`, and every non-void pixel of the batch counts once.
-#   This is the original tutorial's loss: the sum over non-void pixels divided by their number.
-# * A NaN or infinite loss stops training *before* the weights change, so the last checkpoint stays good.
+#   This is the original tutorial's loss: the sum over non-void pixels divided by their number. With class
+#   weights, each pixel counts with the weight of its class instead.
+# * A NaN or infinite loss stops training *before* the weights change, so the last checkpoint stays good. Under
+#   `torchrun` the processes agree first (`all_reduce_sum`), so that all of them stop at the same batch.
 # * `zero_grad`, `backward`, `step`: the usual three; with fp16 the gradient scaler wraps the last two.
-# * The losses are summed on the device and read back once per epoch, not once per batch: `loss.item()`
-#   waits for the GPU, and doing it at every step slows a fast GPU down.
+# * The batch losses are added up in a float64 tensor and averaged at the end of the epoch, over every process
+#   of a distributed run.
 #
 # `evaluate` is the mirror image: no gradients, dropout off, the confusion matrix of
 # [the metrics chapter](05_measuring_segmentation.ipynb) filled over the whole split, and the loss averaged over
@@ -262,7 +264,9 @@ fig
 # calls everything background (the lazy model of [the metrics chapter](05_measuring_segmentation.ipynb)), rises
 # as the network learns to mark polyps. When the validation loss turns up while the training loss keeps falling,
 # the model is overfitting, and the best weights (`best.pt`) come from before that point. A quick run is far
-# too short to get there; a full run on a GPU shows the whole story.
+# too short to get there; a full run on a GPU shows the whole story. (In the quick profile the training loss lies
+# above the validation loss for a simple reason: it is weighted, polyp errors counting three times, and the
+# validation loss is not.)
 #
 # ### Scores against the all-background baseline
 #
