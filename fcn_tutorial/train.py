@@ -742,8 +742,9 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add ``fcn-tutorial train`` to the command line."""
     parser = subparsers.add_parser(
-        "train", help="train an FCN", description="Train an FCN on a segmentation data set (see fcn_tutorial.train).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "train", help="train an FCN",
+        description="Train an FCN on a segmentation data set (see fcn_tutorial.train). Options left out take "
+                    "TrainConfig's defaults, or the 2017 recipe with --preset original.",
     )
     add_train_arguments(parser)
     parser.set_defaults(func=_run)

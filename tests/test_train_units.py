@@ -181,3 +181,19 @@ def test_shard_sampler_counts_every_item_once():
     shards = [list(ShardSampler(11, rank, 3)) for rank in range(3)]
     assert sorted(i for shard in shards for i in shard) == list(range(11))
     assert [len(s) for s in shards] == [4, 4, 3]  # no padding, unlike DistributedSampler
+
+
+def test_the_original_preset_on_the_command_line_and_resume_rules(tmp_path):
+    args = cli.build_parser().parse_args(["train", "--data", "polyps912", "--out", str(tmp_path / "run"),
+                                          "--preset", "original", "--epochs", "2"])
+    config, _ = config_from_args(args)
+    assert (config.preset, config.hflip, config.lr, config.batch_size, config.epochs) == ("original", 1.0, 1e-4, 10, 2)
+    run = tmp_path / "cosine"
+    run.mkdir()
+    (run / "config.json").write_text(TrainConfig(out=str(run), schedule="cosine", epochs=4).to_json())
+    resumed, resume = config_from_args(cli.build_parser().parse_args(["train", "--resume", str(run), "--no-progress"]))
+    assert resume and resumed.epochs == 4 and resumed.progress is False
+    with pytest.raises(ValueError, match="cannot change --epochs"):
+        config_from_args(cli.build_parser().parse_args(["train", "--resume", str(run), "--epochs", "9"]))
+    with pytest.raises(ValueError, match="cannot change"):
+        config_from_args(cli.build_parser().parse_args(["train", "--resume", str(run), "--lr", "0.1"]))
