@@ -24,7 +24,9 @@
 #
 # * on **Colab or any machine with an NVIDIA GPU** the `full` profile trains the real recipe (full-size frames,
 #   the full-width network). On Colab, choose *Runtime → Change runtime type → GPU* before running the first
-#   cell. Expect tens of minutes per model rather than the 3.5 hours of 2017: GPUs have become much faster.
+#   cell. Expect about an hour per model on a recent data-centre GPU and several hours on Colab's free T4 (each
+#   run stops early once its validation Jaccard has not improved for 30 epochs); an interrupted run resumes
+#   where it stopped when you run the cell again.
 # * on a **laptop CPU** the `quick` profile trains a narrow network on small frames for about a minute per
 #   model. The numbers are lower than a GPU run's, but the model clearly learns.
 #
