@@ -578,7 +578,8 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             break
         if config.time_limit is not None and history:
             mean_epoch = sum(row["seconds"] for row in history) / len(history)
-            if time.perf_counter() - run_started + mean_epoch > config.time_limit * 60:
+            over = time.perf_counter() - run_started + mean_epoch > config.time_limit * 60
+            if all_reduce_sum(torch.tensor(float(over), device=device)).item():  # every process stops together
                 stop_reason = f"time limit of {config.time_limit:g} min"
                 break
         started = time.perf_counter()
