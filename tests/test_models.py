@@ -354,3 +354,44 @@ def test_gradients_reach_every_layer_of_the_original_preset():
     model = build_model("fcn8s", 2, preset="original", width=NARROW)
     model(torch.rand(2, 3, 64, 64)).square().mean().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_batch_norm_adds_one_norm_per_convolution_and_keeps_sizes():
+    plain = build_model("fcn8s", 2, preset="compact", width=0.125)
+    normed = build_model("fcn8s", 2, preset="compact", width=0.125, batch_norm=True)
+    norms = [m for m in normed.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 13  # conv1_1 ... conv5_3, as in torchvision's vgg16_bn
+    extra = sum(p.numel() for p in normed.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert extra == sum(2 * m.num_features for m in norms)
+    assert tuple(normed(torch.rand(2, 3, 33, 47)).shape) == (2, 2, 33, 47)
+    # Without batch_norm the network is unchanged: the paper's parameter count still holds.
+    with torch.device("meta"):
+        assert sum(p.numel() for p in build_model("fcn8s", 2).parameters()) == 134_271_430
+
+
+def test_vgg16_bn_weights_from_a_local_file_reproduce_vgg16_bn(tmp_path):
+    from torchvision.models import vgg16_bn
+
+    vgg = vgg16_bn(weights=None)
+    with torch.no_grad():  # give the batch norms statistics that are not the defaults
+        for module in vgg.features:
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+    vgg.eval()
+    path = tmp_path / "vgg16_bn.pth"
+    torch.save(vgg.state_dict(), path)
+    model = build_model("fcn8s", 2, preset="compact", batch_norm=True, pretrained_backbone=path).eval()
+    pool5 = {}
+    model.backbone.pool5.register_forward_hook(lambda module, inputs, output: pool5.setdefault("out", output))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        model(x)
+        torch.testing.assert_close(pool5["out"], vgg.features(x))
+    # A plain vgg16 file does not fit a batch-norm backbone: the error says which file is expected.
+    with pytest.raises(ValueError, match="vgg16_bn"):
+        from torchvision.models import vgg16
+
+        torch.save(vgg16(weights=None).state_dict(), tmp_path / "plain.pth")
+        build_model("fcn8s", 2, preset="compact", batch_norm=True, pretrained_backbone=tmp_path / "plain.pth")

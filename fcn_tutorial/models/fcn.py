@@ -65,13 +65,12 @@ def bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int) -> to
 class _FCN(nn.Module):
     """What the three variants share: the backbone, the layer factories, the crops and the weight init."""
 
-    def __init__(self, n_classes: int, *, preset: str = "paper", width: float = 1.0,
-                 pretrained_backbone: bool | str | os.PathLike = False):
+    def __init__(self, n_classes: int, *, preset: str = "paper", width: float = 1.0, batch_norm: bool = False):
         super().__init__()
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
             raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
         self.n_classes, self.preset, self.width = n_classes, check_preset(preset), width
-        self.backbone = VGG16Backbone(preset, width)
+        self.backbone = VGG16Backbone(preset, width, batch_norm=batch_norm)
         # The 2017 tutorial put a ReLU after each score layer; the paper's score layers are linear.
         self.score_activation = nn.ReLU() if preset == "original" else nn.Identity()
         self.on_crop: CropObserver | None = None  # set for a moment by summary() and crop_offsets()
@@ -148,8 +147,8 @@ class FCN32s(_FCN):
     """FCN-32s: the fc7 scores upsampled 32 times in one step. The coarsest of the three."""
 
     def __init__(self, n_classes: int, *, preset: str = "paper", width: float = 1.0,
-                 pretrained_backbone: bool | str | os.PathLike = False):
-        super().__init__(n_classes, preset=preset, width=width)
+                 pretrained_backbone: bool | str | os.PathLike = False, batch_norm: bool = False):
+        super().__init__(n_classes, preset=preset, width=width, batch_norm=batch_norm)
         self.score_fr = self._score("fc7")
         self.upscore32 = self._upsample(32)
         self._init_weights(pretrained_backbone)
@@ -165,8 +164,8 @@ class FCN16s(_FCN):
     """FCN-16s: fc7 scores upsampled 2x, plus pool4 scores, then upsampled 16x."""
 
     def __init__(self, n_classes: int, *, preset: str = "paper", width: float = 1.0,
-                 pretrained_backbone: bool | str | os.PathLike = False):
-        super().__init__(n_classes, preset=preset, width=width)
+                 pretrained_backbone: bool | str | os.PathLike = False, batch_norm: bool = False):
+        super().__init__(n_classes, preset=preset, width=width, batch_norm=batch_norm)
         self.score_fr = self._score("fc7")
         self.upscore2 = self._upsample(2)
         self.score_pool4 = self._score("pool4")
@@ -188,8 +187,8 @@ class FCN8s(_FCN):
     """FCN-8s: like FCN-16s, then upsampled 2x again, plus pool3 scores, then upsampled 8x. The finest."""
 
     def __init__(self, n_classes: int, *, preset: str = "paper", width: float = 1.0,
-                 pretrained_backbone: bool | str | os.PathLike = False):
-        super().__init__(n_classes, preset=preset, width=width)
+                 pretrained_backbone: bool | str | os.PathLike = False, batch_norm: bool = False):
+        super().__init__(n_classes, preset=preset, width=width, batch_norm=batch_norm)
         self.score_fr = self._score("fc7")
         self.upscore2 = self._upsample(2)
         self.score_pool4 = self._score("pool4")
@@ -217,12 +216,13 @@ MODELS: dict[str, type[_FCN]] = {"fcn32s": FCN32s, "fcn16s": FCN16s, "fcn8s": FC
 
 
 def build_model(name: str, n_classes: int, *, preset: str = "paper", width: float = 1.0,
-                pretrained_backbone: bool | str | os.PathLike = False) -> nn.Module:
+                pretrained_backbone: bool | str | os.PathLike = False, batch_norm: bool = False) -> nn.Module:
     """Build ``"fcn32s"``, ``"fcn16s"`` or ``"fcn8s"`` for ``n_classes`` classes.
 
     ``preset`` is ``"paper"``, ``"original"`` or ``"compact"`` (see the module docstring); ``width`` scales
     every channel count; ``pretrained_backbone`` is ``False``, ``True`` (torchvision's ImageNet VGG16,
-    downloaded once) or the path of a local ``torchvision.models.vgg16()`` state-dict file.
+    downloaded once) or the path of a local ``torchvision.models.vgg16()`` state-dict file;
+    ``batch_norm=True`` adds a batch norm after each 3 x 3 convolution (torchvision's ``vgg16_bn``).
 
     >>> model = build_model("fcn8s", 2, preset="compact", width=0.125)
     >>> tuple(model(torch.zeros(1, 3, 33, 47)).shape)
@@ -231,4 +231,5 @@ def build_model(name: str, n_classes: int, *, preset: str = "paper", width: floa
     key = name.lower().replace("-", "")
     if key not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
-    return MODELS[key](n_classes, preset=preset, width=width, pretrained_backbone=pretrained_backbone)
+    return MODELS[key](n_classes, preset=preset, width=width, pretrained_backbone=pretrained_backbone,
+                       batch_norm=batch_norm)
