@@ -73,6 +73,7 @@ class TrainConfig:
     preset: str = "paper"  # paper | original | compact
     width: float = 1.0  # channel multiplier of the backbone
     pretrained_backbone: bool = False
+    batch_norm: bool = False  # a batch norm after each VGG convolution (vgg16_bn): faster from scratch
     n_classes: int = 2
     # data and augmentation
     resize: int | None = None  # resize every frame first (None: keep the full size)
@@ -444,7 +445,7 @@ def build_model_for(config: TrainConfig) -> nn.Module:
 
     return build_model(
         config.model, config.n_classes, preset=config.preset, width=config.width,
-        pretrained_backbone=config.pretrained_backbone,
+        pretrained_backbone=config.pretrained_backbone, batch_norm=config.batch_norm,
     )
 
 
@@ -659,6 +660,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     a("--preset", choices=["paper", "original", "compact"], help="network variant; 'original' also sets the 2017 recipe")
     a("--width", type=float, help="channel multiplier (e.g. 0.25 for a quick CPU model)")
     a("--pretrained-backbone", action="store_true", default=None, help="start from ImageNet VGG16 weights")
+    a("--batch-norm", action="store_true", default=None,
+      help="batch norm after each VGG convolution (torchvision's vgg16_bn): trains faster from scratch")
     a("--n-classes", type=int)
     a("--resize", type=int, help="resize frames first (pixels); default: full size")
     a("--crop-size", type=int, help="random training crop (pixels; 0: whole frames)")

@@ -197,3 +197,15 @@ def test_the_original_preset_on_the_command_line_and_resume_rules(tmp_path):
         config_from_args(cli.build_parser().parse_args(["train", "--resume", str(run), "--epochs", "9"]))
     with pytest.raises(ValueError, match="cannot change"):
         config_from_args(cli.build_parser().parse_args(["train", "--resume", str(run), "--lr", "0.1"]))
+
+
+def test_batch_norm_on_the_command_line_builds_a_vgg16_bn_backbone():
+    from fcn_tutorial.train import build_model_for
+
+    args = cli.build_parser().parse_args(["train", "--data", "synthetic", "--out", "unused", "--preset", "compact",
+                                          "--width", "0.0625", "--batch-norm"])
+    config, _ = config_from_args(args)
+    assert config.batch_norm is True
+    model = build_model_for(config)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 13
+    assert TrainConfig.from_dict(json.loads(config.to_json())).batch_norm is True  # survives config.json
