@@ -1,5 +1,5 @@
 # Chapter 4, "FCN-32s, FCN-16s and FCN-8s": the percent-format source of book/04_fcn_architectures.ipynb.
-# Build with `python book/_src/04_06_build.py 04`, then execute the notebook in place.
+# Build with `python book/_src/build.py 04`, then execute the notebook in place.
 
 # %% tags=["colab-setup"]
 # Set-up cell: written by scripts/setup_cell.py

@@ -1,5 +1,5 @@
 # Chapter 5, "Measuring segmentation": the percent-format source of book/05_measuring_segmentation.ipynb.
-# Build with `python book/_src/04_06_build.py 05`, then execute the notebook in place.
+# Build with `python book/_src/build.py 05`, then execute the notebook in place.
 
 # %% tags=["colab-setup"]
 # Set-up cell: written by scripts/setup_cell.py

@@ -1,5 +1,5 @@
 # Chapter 6, "Training on a GPU": the percent-format source of book/06_training.ipynb.
-# Build with `python book/_src/04_06_build.py 06`, then execute the notebook in place.
+# Build with `python book/_src/build.py 06`, then execute the notebook in place.
 
 # %% tags=["colab-setup"]
 # Set-up cell: written by scripts/setup_cell.py

@@ -1,4 +1,4 @@
-"""Build the notebooks of chapters 1-3 from their percent-format sources.
+"""Build the chapters' notebooks from their percent-format sources.
 
 Each source ``book/_src/0X_name.py`` is a plain Python file cut into cells by ``# %%`` lines
 (the "percent" format that Jupytext, VS Code and Spyder understand):
@@ -10,9 +10,9 @@ The script writes ``book/0X_name.ipynb`` without outputs, with the Colab set-up 
 ``scripts/setup_cell.py`` first. ``--execute`` then runs it in place, as ``make notebooks`` does
 (no widget state stored), and prints how long it took; run it with the data and the profile set::
 
-    FCN_TUTORIAL_DATA=../shared/data FCN_TUTORIAL_PROFILE=quick python book/_src/01_03_build.py --execute 03
+    FCN_TUTORIAL_DATA=../shared/data FCN_TUTORIAL_PROFILE=quick python book/_src/build.py --execute 03
 
-Usage: ``python book/_src/01_03_build.py [--execute] [01 02 03]`` (default: all three chapters).
+Usage: ``python book/_src/build.py [--execute] [01 02 ... 06]`` (default: every chapter).
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ CHAPTERS = {
     "01": "01_introduction",
     "02": "02_classification_to_segmentation",
     "03": "03_data",
+    "04": "04_fcn_architectures",
+    "05": "05_measuring_segmentation",
+    "06": "06_training",
 }
 MARKER = re.compile(r"^# %%(?P<markdown> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
 
@@ -110,7 +113,7 @@ def execute(path: Path, timeout: int = 600) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--execute", action="store_true", help="run each notebook in place after building it")
-    parser.add_argument("chapters", nargs="*", help="chapter numbers (default: 01 02 03)")
+    parser.add_argument("chapters", nargs="*", help="chapter numbers (default: every chapter)")
     args = parser.parse_args(argv)
     unknown = [key for key in args.chapters if key not in CHAPTERS]
     if unknown:
