@@ -451,29 +451,10 @@ def polyp_fraction(mask: torch.Tensor) -> float:
         return float("nan")
     return (mask[counted] == 1).float().mean().item()
 
-# %% tags=["check", "hide-input"]
-# Check: compare with the shares that `check_folder` reports for the synthetic frames (void left out).
-def polyp_fraction_problem() -> str | None:
-    masks = [synthetic[index][1] for index in range(len(synthetic))]
-    expected = np.array(check_folder(synthetic_root, progress=False).polyp_fractions)
-    got = np.array([polyp_fraction(mask) for mask in masks], dtype=float)
-    with_void = np.array([(mask == 1).float().mean().item() for mask in masks])
-    if np.allclose(got, with_void) and not np.allclose(got, expected):
-        return "your shares count the void pixels too; divide by the number of non-void pixels"
-    if not np.allclose(got, expected):
-        return f"got {np.round(got, 3)}, expected {np.round(expected, 3)}"
-    all_void = polyp_fraction(torch.full((4, 4), VOID))
-    if not np.isnan(all_void):
-        return f"an all-void mask gave {all_void}; return float('nan') when no pixel counts"
-    return None
+# %% tags=["check"]
+from fcn_tutorial.exercises import check_polyp_fraction
 
-
-try:
-    problem = polyp_fraction_problem()
-except Exception as error:  # the stub, or a bug in the answer
-    problem = f"polyp_fraction raised {type(error).__name__}: {error}"
-print(f"Not yet: {problem}." if problem else
-      "Correct! Your shares match check_folder's on the synthetic frames, and an all-void mask gives nan.")
+check_polyp_fraction(polyp_fraction)
 
 # %% [markdown]
 # 2. **A joint random crop.** Write `random_crop(image, mask, size, generator)` that cuts the same
@@ -497,47 +478,10 @@ def random_crop(image: torch.Tensor, mask: torch.Tensor, size: int, generator: t
     left = int(torch.randint(mask.shape[1] - size + 1, (1,), generator=generator))
     return image[:, top:top + size, left:left + size], mask[top:top + size, left:left + size]
 
-# %% tags=["check", "hide-input"]
-# Check: crop frames whose pixels know their own position, so that a misaligned crop shows.
-def numbered_frame(height: int, width: int):
-    rows, columns = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    image = torch.stack([rows, columns, torch.ones_like(rows)]).float()
-    return image, 1000 + rows * width + columns  # mask values 1000 and up: never VOID
+# %% tags=["check"]
+from fcn_tutorial.exercises import check_random_crop
 
-
-def crop_problem(size: int, height: int, width: int, generator: torch.Generator) -> str | None:
-    image, mask = numbered_frame(height, width)
-    crop_image, crop_mask = random_crop(image, mask, size, generator)
-    if tuple(crop_image.shape) != (3, size, size) or tuple(crop_mask.shape) != (size, size):
-        return (f"a {size} x {size} crop of a {height} x {width} frame gave shapes "
-                f"{tuple(crop_image.shape)} and {tuple(crop_mask.shape)}")
-    inside = crop_image[2] == 1
-    if not torch.equal(crop_mask[inside], 1000 + (crop_image[0] * width + crop_image[1])[inside].long()):
-        return "the image and mask crops come from different windows"
-    if not (torch.all(crop_image[:, ~inside] == 0) and torch.all(crop_mask[~inside] == VOID)):
-        return "padding must be 0 in the image and VOID in the mask"
-    return None
-
-
-def random_crop_problem() -> str | None:
-    generator = torch.Generator().manual_seed(0)
-    for height, width in [(10, 12), (5, 6), (5, 20)]:
-        problem = crop_problem(8, height, width, generator)
-        if problem:
-            return problem
-    corners = {tuple(random_crop(*numbered_frame(10, 12), 8, generator)[0][:2, 0, 0].tolist()) for _ in range(300)}
-    if len(corners) != 3 * 5:
-        return (f"a crop of 8 in a 10 x 12 frame can start at 3 x 5 = 15 places, yours used {len(corners)} "
-                "(the upper bound of torch.randint is excluded: there are height - size + 1 possible tops)")
-    return None
-
-
-try:
-    problem = random_crop_problem()
-except Exception as error:  # the stub, or a bug in the answer
-    problem = f"random_crop raised {type(error).__name__}: {error}"
-print(f"Not yet: {problem}." if problem else
-      "Correct! Image and mask stay aligned, padding is 0 and VOID, and every position can be drawn.")
+check_random_crop(random_crop)
 
 # %% [markdown]
 # 3. Count the polyp pixels again at full resolution, with `fcn_tutorial.data.read_mask`. How far
