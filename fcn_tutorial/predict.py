@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import draw_segmentation_masks
 from tqdm.auto import tqdm
 
+from .data import read_image  # one reader for training and prediction: errors name the file
 from .evaluate import ResizedInput, load_model
 
 __all__ = ["IMAGE_SUFFIXES", "predict", "predict_files", "read_image", "find_images", "register"]
@@ -45,18 +46,6 @@ def predict(model: nn.Module, image: torch.Tensor, *, size: int | None = None) -
     device = next(model.parameters()).device
     logits = network(image.unsqueeze(0).to(device))
     return logits.argmax(dim=1)[0].cpu()
-
-
-def read_image(path: str | Path) -> torch.Tensor:
-    """An image file as a float ``3 x H x W`` tensor in [0, 1] (any format Pillow reads)."""
-    try:
-        with Image.open(path) as file:
-            pil = file.convert("RGB")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"image {path} cannot be read as an image ({error})") from None
-    return TF.to_dtype(TF.to_image(pil), torch.float32, scale=True)
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
