@@ -39,7 +39,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from error
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} was asked for, but this machine has no CUDA GPU; use --device auto or cpu")
+            raise ValueError(
+                f"device {name!r} was asked for, but this machine has no CUDA GPU; use --device auto or cpu"
+            )
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     elif resolved.type == "mps":

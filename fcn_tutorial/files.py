@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes", "fsync_directory", "remove_stale_temporaries"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_text",
+    "atomic_write_bytes",
+    "fsync_directory",
+    "remove_stale_temporaries",
+    "OutputClaims",
+]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -82,3 +90,39 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None)
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+class OutputClaims:
+    """The files one run of a tool may write: never a file it did not write itself, never one twice.
+
+    ``claim(path)`` before writing ``path``. It refuses (``FileExistsError``) a file that already
+    exists and was not claimed in this run, unless ``overwrite=True``, and it refuses (``ValueError``)
+    a second claim on the same path, e.g. ``x.jpg`` and ``x.png`` both mapping to ``x_mask.png``.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> claims = OutputClaims()
+    >>> claims.claim(folder / "a.png").name
+    'a.png'
+    >>> claims.claim(folder / "a.png")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: two outputs of this run would both be written to ...a.png; rename one of the inputs
+    """
+
+    def __init__(self, *, overwrite: bool = False):
+        self.overwrite = overwrite
+        self.claimed: set[Path] = set()
+
+    def claim(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        key = path.resolve()
+        if key in self.claimed:
+            raise ValueError(f"two outputs of this run would both be written to {path}; rename one of the inputs")
+        if path.exists() and not self.overwrite:
+            raise FileExistsError(
+                f"{path} already exists and was not written by this run; pass --overwrite to replace it, "
+                f"or choose another output folder"
+            )
+        self.claimed.add(key)
+        return path
