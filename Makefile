@@ -27,9 +27,10 @@ install: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# Unit tests of the package (the browser test is run by `make test` after the site is built).
+# Unit tests of the package (the browser test is run by `make test` after the site is built, and the
+# Colab-like test, tests/test_colab.py, by `make test` too: `pytest -m colab` runs it alone).
 unit: install
-	$(PY) -m pytest tests -m "not browser" -q
+	$(PY) -m pytest tests -m "not browser and not colab" -q
 
 test: install chromium colab-wheels
 	$(PY) -m pytest tests -m "not browser" -q

@@ -64,8 +64,9 @@ else:
         if failure is None:
             break
     if failure is not None:
-        raise RuntimeError(f"Could not install {{specs[0]}} (pip: {{failure}}); check that this runtime has internet "
-                           "access or set FCN_TUTORIAL_INSTALL to a wheel file or a git URL, then run this cell again")
+        raise RuntimeError(f"Could not install {{' or '.join(specs)}} (pip: {{failure}}); check that this runtime "
+                           "has internet access or set FCN_TUTORIAL_INSTALL to a wheel file or a git URL, then run "
+                           "this cell again")
     importlib.invalidate_caches()
     import torch
 
