@@ -5,7 +5,7 @@ this package; each chapter's set-up cell installs it. These tests build the whee
 environment like that, and run chapters 1 and 3 there with ``FCN_TUTORIAL_INSTALL`` pointing at the wheel.
 
 Copying torch into a new environment would cost gigabytes, so the new one sees this environment's
-packages through a ``.pth`` file that names a folder of links to them, leaving out ``fcn_tutorial`` (its
+packages (pip included) through a ``.pth`` file that names a folder of links to them, leaving out ``fcn_tutorial`` (its
 editable-install hook and its metadata) and ipywidgets 8. ipywidgets 7.7 comes from the wheels that
 ``make colab-wheels`` downloads into ``_build/colab-wheels``; nothing here uses the network.
 
@@ -45,8 +45,14 @@ _spec.loader.exec_module(setup_cell)
 
 def run(*command, env=None, timeout=300) -> subprocess.CompletedProcess:
     """Run ``command`` outside the checkout (from its folder, ``python -c`` would import fcn_tutorial)."""
-    return subprocess.run([str(part) for part in command], capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=tempfile.gettempdir())
+    return subprocess.run(
+        [str(part) for part in command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=tempfile.gettempdir(),
+    )
 
 
 def clean_env(**extra: str) -> dict[str, str]:
