@@ -13,7 +13,7 @@ ifneq ($(wildcard ../shared/data/kvasir-seg),)
 export FCN_TUTORIAL_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install test unit notebooks site mathjax browser-test book student bench clean chromium
+.PHONY: install test unit notebooks site mathjax browser-test book student bench clean chromium dist colab-wheels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,12 @@ install: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# Unit tests of the package (the browser test is run by `make test` after the site is built).
+# Unit tests of the package (the browser test is run by `make test` after the site is built, and the
+# Colab-like test, tests/test_colab.py, by `make test` too: `pytest -m colab` runs it alone).
 unit: install
-	$(PY) -m pytest tests -m "not browser" -q
+	$(PY) -m pytest tests -m "not browser and not colab" -q
 
-test: install chromium
+test: install chromium colab-wheels
 	$(PY) -m pytest tests -m "not browser" -q
 	$(BOOK_ENV) $(PY) -m pytest --nbval-lax book/ -q
 	$(MAKE) site
@@ -80,5 +81,22 @@ book: install notebooks site
 student: install
 	$(PY) scripts/make_student.py --out student
 
+# --- the distribution ------------------------------------------------------------------------------
+# The sdist and the wheel of fcn-tutorial in dist/ (version: fcn_tutorial/__init__.py), checked for PyPI.
+# .github/workflows/release.yml publishes them when a tag v<version> is pushed.
+dist: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
+# What Colab preinstalls and our .venv lacks: ipywidgets 7.7 and its companions, as wheels for the
+# offline Colab-like test (tests/test_colab.py installs them from here with pip --no-index).
+COLAB_WHEELS := _build/colab-wheels
+colab-wheels: $(COLAB_WHEELS)/.downloaded
+$(COLAB_WHEELS)/.downloaded: | $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --dest $(COLAB_WHEELS) 'ipywidgets==7.7.*' 'widgetsnbextension==3.6.*' \
+	    'jupyterlab_widgets==1.*' 'ipython_genutils==0.2.*'
+	touch $@
+
 clean:
-	rm -rf _build .pytest_cache
+	rm -rf _build .pytest_cache dist

@@ -12,6 +12,10 @@ which cannot run widgets::
     browser = DataBrowser(data.train)
     browser.figure(indices=range(6))    # a matplotlib Figure for the page
     browser.widget()                    # the interactive version in a running notebook
+
+The widgets work with ipywidgets 7.7 (what Google Colab preinstalls) and 8: they use only controls and
+traits that both have (``value``, ``description``, ``disabled``, ``observe(..., names="value")``), not 8's
+additions such as ``tooltip`` or ``TagsInput``. tests/test_colab.py runs the widget tests on 7.7.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "_build" / "html"
 CHAPTERS = ["01_introduction", "02_classification_to_segmentation", "03_data", "04_fcn_architectures",
             "05_measuring_segmentation", "06_training"]
-COLAB = "colab.research.google.com/github/fcn-tutorial/fcn-tutorial/blob/main/book/{}.ipynb"
 
 
 def load_script(name: str):
@@ -35,6 +34,12 @@ def load_script(name: str):
 
 setup_cell = load_script("setup_cell")
 make_student = load_script("make_student")
+
+
+def colab_link(name: str) -> str:
+    """The launch button's address for chapter ``name``, derived from _config.yml's repository (any fork's)."""
+    url, branch = setup_cell.repository()
+    return f"colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{branch}/book/{name}.ipynb"
 
 
 def tags(cell) -> list[str]:
@@ -57,8 +62,8 @@ def test_config_builds_offline_from_stored_outputs():
     config = yaml.safe_load((REPO / "_config.yml").read_text())
     assert config["only_build_toc_files"] is True
     assert config["execute"]["execute_notebooks"] == "off"
-    assert config["repository"] == {"url": "https://github.com/fcn-tutorial/fcn-tutorial", "path_to_book": "",
-                                    "branch": "main"}
+    assert config["repository"]["path_to_book"] == ""
+    assert setup_cell.GITHUB.match(config["repository"]["url"]) and config["repository"]["branch"]
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert {"dollarmath", "amsmath"} <= set(config["parse"]["myst_enable_extensions"])
     sphinx = config["sphinx"]["config"]
@@ -68,21 +73,53 @@ def test_config_builds_offline_from_stored_outputs():
 
 # --- the set-up cell --------------------------------------------------------------------------------
 
-def test_setup_cell_installs_from_the_configured_repository(tmp_path):
+def test_setup_cell_pins_the_version_and_falls_back_to_the_configured_repository(tmp_path):
     config = tmp_path / "_config.yml"
     config.write_text("repository:\n  url: https://github.com/someone/fork/\n  branch: dev\n")
-    source = setup_cell.setup_cell_source(config)
-    assert "fcn-tutorial @ git+https://github.com/someone/fork@dev" in source
-    assert 'find_spec("fcn_tutorial") is None' in source
+    source = setup_cell.setup_cell_source(config, version="9.8.7")
+    assert '"fcn-tutorial==9.8.7"' in source
+    assert '"fcn-tutorial @ git+https://github.com/someone/fork@dev"' in source
+    assert 'find_spec("fcn_tutorial") is not None' in source and "FCN_TUTORIAL_INSTALL" in source
     compile(source, "setup-cell", "exec")
+    import fcn_tutorial
+
+    assert f'"fcn-tutorial=={fcn_tutorial.__version__}"' in setup_cell.setup_cell_source(config)
     config.write_text("repository:\n  url: https://github.com/someone/fork\n")
     with pytest.raises(ValueError, match="repository.branch"):
         setup_cell.setup_cell_source(config)
+    config.write_text("repository:\n  url: https://gitlab.com/someone/fork\n  branch: main\n")
+    with pytest.raises(ValueError, match="not https://github.com/<owner>/<name>"):
+        setup_cell.setup_cell_source(config)
 
 
-def test_setup_cell_does_nothing_where_the_package_is_installed(capsys):
+def test_setup_cell_says_in_one_line_that_the_package_is_installed(capsys):
+    import fcn_tutorial
+
     exec(setup_cell.setup_cell_source(), {})
-    assert capsys.readouterr().out == ""
+    said = capsys.readouterr().out
+    assert said == f"fcn_tutorial {fcn_tutorial.__version__} is already installed: nothing to install.\n"
+
+
+def test_repository_check_names_the_fix_for_a_fork(tmp_path, capsys):
+    config = tmp_path / "_config.yml"
+    config.write_text("repository:\n  url: https://github.com/Owner/Book\n  branch: main\n")
+    assert setup_cell.check_repository("owner/book", config) is None  # GitHub names ignore case
+    problem = setup_cell.check_repository("someone/fork", config)
+    assert "repository.url is https://github.com/Owner/Book but this is github.com/someone/fork" in problem
+    assert "set repository.url to https://github.com/someone/fork" in problem
+    url, _ = setup_cell.repository()
+    assert setup_cell.main(["--repository", url.removeprefix("https://github.com/")]) == 0
+    assert setup_cell.main(["--repository", "someone/fork"]) == 1
+    assert "set repository.url to https://github.com/someone/fork" in capsys.readouterr().err
+
+
+def test_readme_writes_no_copy_of_the_repository_url():
+    url, _ = setup_cell.repository()
+    name = url.rsplit("/", 1)[1]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    copies = set(re.findall(rf"github\.com/[\w.-]+/{re.escape(name)}\b", readme))
+    assert copies <= {url.removeprefix("https://")}, (
+        f"README.md names {sorted(copies)}; point at _config.yml's repository.url instead of copying it")
 
 
 def test_setup_cell_is_inserted_then_updated_in_place(tmp_path):
@@ -185,7 +222,7 @@ def built_page(name: str) -> str:
 @pytest.mark.browser
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_launch_button_opens_the_chapter_in_colab(name):
-    assert COLAB.format(name) in built_page(name)
+    assert colab_link(name) in built_page(name)
 
 
 @pytest.mark.browser

@@ -174,3 +174,23 @@ def test_architecture_explorer_at_full_width_is_cheap_and_renders_html():
     html = explorer.static()
     assert html.startswith("<p><b>fcn8s</b> (paper), input 224 x 224") and "<table>" in html
     assert explorer._repr_html_() == html
+
+
+# --- ipywidgets 7.7 (Colab) and 8 -------------------------------------------------------------------
+
+# The controls the views may use: each is in ipywidgets 7.7 and 8 with the same import path and traits.
+COMMON_TO_7_AND_8 = {"VBox", "HBox", "IntSlider", "FloatSlider", "ToggleButtons", "Dropdown", "Image", "Label",
+                     "BoundedIntText", "HTML"}
+
+
+def widget_tree(root) -> list:
+    return [root] + [leaf for child in getattr(root, "children", ()) for leaf in widget_tree(child)]
+
+
+def test_views_use_only_widgets_that_ipywidgets_7_and_8_share():
+    pairs = [pair(seed) for seed in range(2)]
+    views = [DataBrowser(pairs), PredictionViewer([p[0] for p in pairs], [p[1] for p in pairs], [p[1] for p in pairs]),
+             ArchitectureExplorer("fcn32s", width=0.125)]
+    used = {type(widget).__name__ for view in views for widget in widget_tree(view.widget())}
+    assert used <= COMMON_TO_7_AND_8, f"{sorted(used - COMMON_TO_7_AND_8)} may be missing from ipywidgets 7.7 (Colab)"
+    assert {"IntSlider", "Image", "BoundedIntText", "HTML"} <= used
