@@ -414,8 +414,8 @@ plt.show()
 # Are the upsampling weights trained afterwards? The two sources of the FCN disagree. The paper's text
 # {cite}`long2015fcn` says that the intermediate $2\times$ upsamplings are initialised to bilinear interpolation
 # and then learned with the rest of the network. The reference Caffe networks that the authors published
-# (fcn.berkeleyvision.org, `voc-fcn8s/net.py`) give all three Deconvolution layers `lr_mult: 0`: their
-# weights never change, so every upsampling stays fixed bilinear interpolation. Our presets all train their
+# (fcn.berkeleyvision.org {cite}`shelhamer2015reference`, `voc-fcn8s/net.py`) give all three Deconvolution
+# layers `lr_mult: 0`: their weights never change, so every upsampling stays fixed bilinear interpolation. Our presets all train their
 # transposed convolutions, and differ in where they start:
 
 # %%
