@@ -423,8 +423,9 @@ plt.close(fig)
 #
 # * A classifier outputs one vector per image; a segmenter outputs a map of class scores as large
 #   as the image, and its `argmax` is the predicted mask.
-# * Local layers do not care about the input size; dense layers do. Rewriting dense layers as
-#   convolutions makes a classifier fully convolutional.
+# * Local layers do not care about the input size; dense layers do. torchvision's VGG16 takes any size
+#   only because `AdaptiveAvgPool2d` averages every map down to $7 \times 7$, which throws the layout
+#   away. Rewriting dense layers as convolutions makes a classifier fully convolutional and keeps it.
 # * Pooling gives context (*what*) but shrinks the map; at 1/32 the outline of a polyp is gone, and
 #   small polyps suffer most.
 # * Nearest, bilinear and transposed-convolution upsampling restore the size, not the detail. A
