@@ -56,8 +56,9 @@ print("image", tuple(image.shape), "mask", tuple(mask.shape), "labels", mask.uni
 # %% [markdown]
 # ## What and where
 #
-# A classifier maps the frame to one vector of class scores. We use torchvision's VGG16, the network
-# that the FCN paper started from, with random weights: shapes do not depend on the weights.
+# A classifier maps the frame to one vector of class scores. We use torchvision's VGG16
+# {cite}`simonyan2015vgg`, the network that the FCN paper {cite}`long2015fcn` started from, with random
+# weights: shapes do not depend on the weights.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -118,6 +119,30 @@ except RuntimeError as error:
 # local layers (convolution, pooling, upsampling, element-wise functions) is called **fully
 # convolutional**, and it accepts frames of any size. That matters here, because polyp frames come
 # in many sizes.
+#
+# But wait: torchvision's VGG16 has three `Linear` layers, and yet it took our $288 \times 384$ frame
+# without complaint, although VGG16 was trained on $224 \times 224$ crops. The reason is one layer between
+# the convolutions and the dense layers, `avgpool`, an `AdaptiveAvgPool2d((7, 7))`: it averages whatever
+# map it receives down to $7 \times 7$ cells. `summary` (from the package; it runs on PyTorch's meta
+# device, so it costs nothing) shows the sizes for three inputs:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from fcn_tutorial.models import summary
+
+print(classifier.avgpool)
+for size in [(224, 224), (288, 384), (530, 622)]:
+    rows = summary(classifier, size)
+    shapes = {row.name: row.output_shape for row in rows}
+    print(f"input {size[0]} x {size[1]}: last pooling {shapes['features.30'][-2:]} "
+          f"-> avgpool {shapes['avgpool'][-2:]} -> output {rows[-1].output_shape}")
+
+# %% [markdown]
+# So torchvision's VGG16 accepts any size (from $32 \times 32$ up), but that does not make it a
+# segmentation network. The adaptive pooling makes the map *fit* the dense layers by averaging space
+# away: on a large frame each of the 49 cells averages a bigger region, and the dense layers still mix
+# all of them into one vector of class scores for the whole frame. Accepting any size is not the point;
+# keeping a map whose cells correspond to places in the frame is. The FCN route keeps that map.
 #
 # How does one turn a classifier into such a network? Its dense layers look at the whole final
 # feature map, say $512 \times 7 \times 7$ values. A convolution whose kernel is exactly $7 \times 7$
@@ -199,7 +224,6 @@ def round_trip(mask: torch.Tensor, factor: int, mode: str = "bilinear") -> torch
     return F.interpolate(small, size=mask.shape, mode=mode)[0, 0] >= 0.5
 
 # %%
-# NBVAL_CHECK_OUTPUT
 for factor in [2, 4, 8, 16, 32]:
     print(f"1/{factor:<2d}: Jaccard after the round trip {jaccard(round_trip(mask, factor), mask == 1):.3f}")
 
@@ -209,7 +233,6 @@ for factor in [2, 4, 8, 16, 32]:
 # of the object. Let us check that over more frames, sorted by polyp size:
 
 # %%
-# NBVAL_CHECK_OUTPUT
 n_frames = min(len(data.train), 24)
 results = []
 for index in range(n_frames):
@@ -234,7 +257,9 @@ print(f"  polyps of 5% or more:         {sum(large) / max(len(large), 1):.3f} ({
 # * **nearest neighbour** copies each coarse value into a block of pixels;
 # * **bilinear interpolation** blends the four nearest coarse values, weighting each by closeness;
 # * a **transposed convolution** ("deconvolution") lets each coarse value paint a learned pattern,
-#   its kernel, into the output. With stride $s$ it enlarges the map $s$ times.
+#   its kernel, into the output. With stride $s$ it enlarges the map $s$ times (Dumoulin and Visin
+#   {cite}`dumoulin2016guide` illustrate its arithmetic, and [chapter 4](04_fcn_architectures.ipynb) draws
+#   it).
 #
 # A transposed convolution whose kernel is a bilinear "tent" computes bilinear interpolation, so it
 # can start as bilinear upsampling and then learn something better. The package's
@@ -253,7 +278,6 @@ print(bilinear_kernel(1, 1, 4)[0, 0])
 # a padding of 16 gives exactly $(9 - 1) \cdot 32 + 64 - 2 \cdot 16 = 288$ rows.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 coarse = F.avg_pool2d(polyp, 32)
 upsampled = {
     "nearest": F.interpolate(coarse, size=mask.shape, mode="nearest"),
@@ -290,46 +314,81 @@ plt.close(fig)
 #
 # The earlier layers of the downsampling path still have the detail: pool3 works at 1/8, pool4 at
 # 1/16. Their features are less sure about *what* they see, but they know *where* edges are. A
-# **skip connection** carries such an earlier map forward and adds it to the upsampled coarse one.
+# **skip connection** scores such an earlier map and adds its scores to the upsampled coarse ones.
 #
-# Here is the idea with our mask. The coarse map, upsampled 4 times, predicts at 1/8; the 1/8 map of
-# the true mask differs from it only along the boundary. That difference is the detail a skip from
-# pool3 has to supply, and the sum of the two is the sharper map:
+# Why should *adding* two score maps help? Each stage makes its own kind of mistake. We simulate the
+# polyp scores of the two stages for our frame, at 1/8 of its size (positive means "polyp"):
+#
+# * the **coarse** scores come from the 1/32 map, upsampled 4 times: confident about *what*, far from
+#   the polyp strongly negative, but blurred over 32-pixel blocks, so the boundary is wrong;
+# * the **fine** scores come from a 1/8 map: their boundary is sharp, but a pool3 cell has seen only a
+#   small window of the frame, so it is also fooled by polyp-like texture elsewhere. We model that
+#   with random false alarms (seeded noise).
+#
+# The skip connection adds them, as FCN-8s does, and the sum is upsampled to full size:
 
 # %%
-fine = F.avg_pool2d(polyp, 8)
-coarse_at_fine = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear")
-detail = fine - coarse_at_fine
-fused = coarse_at_fine + detail
+def simulated_scores(polyp: torch.Tensor, generator: torch.Generator, noise: float = 1.5):
+    """Polyp scores at 1/8 of the frame (positive = polyp): coarse (from 1/32) and fine (sharp, noisy)."""
+    fine = F.avg_pool2d(polyp, 8)
+    coarse = F.interpolate(F.avg_pool2d(polyp, 32), size=fine.shape[-2:], mode="bilinear")
+    return 4 * (coarse - 0.5), 4 * (fine - 0.5) + noise * torch.randn(fine.shape, generator=generator)
 
-fig, axes = plt.subplots(1, 3, figsize=(9, 2.6), dpi=100)
-panels = [(coarse_at_fine, "coarse (1/32, upsampled to 1/8)", "gray"), (detail, "detail from the skip (1/8)", "coolwarm"), (fused, "sum", "gray")]
-for axis, (values, title, cmap) in zip(axes, panels):
-    limit = (-0.5, 0.5) if cmap == "coolwarm" else (0, 1)
-    axis.imshow(values[0, 0], cmap=cmap, vmin=limit[0], vmax=limit[1])
-    axis.set_title(title, fontsize=9)
+
+def scores_to_mask(scores: torch.Tensor, size) -> torch.Tensor:
+    """Upsample 1 x 1 x h x w scores to full size (bilinear) and call positive pixels polyp."""
+    return F.interpolate(scores, size=size, mode="bilinear")[0, 0] > 0
+
+
+coarse_scores, fine_scores = simulated_scores(polyp, torch.Generator().manual_seed(0))
+sources = {"coarse scores only": coarse_scores, "fine scores only": fine_scores,
+           "coarse + fine (skip)": coarse_scores + fine_scores}
+for name, scores in sources.items():
+    print(f"{name:22s} Jaccard {jaccard(scores_to_mask(scores, mask.shape), mask == 1):.3f}")
+
+# %%
+fig, axes = plt.subplots(2, 3, figsize=(9, 4.4), dpi=100)
+for column, (name, scores) in enumerate(sources.items()):
+    axes[0, column].imshow(scores[0, 0], cmap="coolwarm", vmin=-4, vmax=4)
+    axes[0, column].set_title(f"{name} (1/8)", fontsize=9)
+    axes[1, column].imshow(scores_to_mask(scores, mask.shape), cmap="gray")
+    axes[1, column].contour(mask == 1, levels=[0.5], colors="tab:red", linewidths=0.8)
+for axis in axes.flat:
     axis.axis("off")
 fig.tight_layout()
 plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# The detail map is near zero inside and outside the polyp and lives on its boundary: red where the
-# coarse map was too timid, blue where it spilled over. Upsampled to full size, the fused map keeps
-# much more of the outline:
+# Top row: the scores (red positive, blue negative); bottom row: the full-size masks they give, with the
+# true outline in red. The coarse scores find the polyp but round its outline; the fine scores follow
+# the outline but scatter false polyps over the frame. In the sum, far from the polyp the confident
+# negative coarse score outvotes the fine false alarms, and along the boundary, where the coarse score
+# is near zero, the fine scores decide. The sum is better than either source alone. One frame could be
+# luck, so here are the same three scores on the first frames of the training split:
 
 # %%
-# NBVAL_CHECK_OUTPUT
-for name, values in [("coarse only (1/32)", coarse), ("with the 1/16 skip", F.avg_pool2d(polyp, 16)), ("with the 1/8 skip", fused)]:
-    full = F.interpolate(values, size=mask.shape, mode="bilinear")[0, 0] >= 0.5
-    print(f"{name:20s} Jaccard {jaccard(full, mask == 1):.3f}")
+generator = torch.Generator().manual_seed(0)
+totals = {name: [] for name in sources}
+for index in range(n_frames):
+    frame_mask = TF.resize(tv_tensors.Mask(data.train[index][1]), [288, 384]).as_subclass(torch.Tensor)
+    coarse_scores, fine_scores = simulated_scores((frame_mask == 1).float()[None, None], generator)
+    for name, scores in zip(totals, [coarse_scores, fine_scores, coarse_scores + fine_scores]):
+        totals[name].append(jaccard(scores_to_mask(scores, frame_mask.shape), frame_mask == 1))
+for name, values in totals.items():
+    print(f"{name:22s} mean Jaccard {sum(values) / len(values):.3f} over {len(values)} frames")
+best = sum(fused >= max(coarse, fine) for coarse, fine, fused in zip(*totals.values()))
+print(f"the sum is at least as good as both sources on {best} of {n_frames} frames")
 
 # %% [markdown]
+# In a real FCN-8s nobody hands us the two score maps: $1 \times 1$ convolutions learn to compute
+# class scores from each pooling stage, and training sets their weights so that the sum is right. The
+# fine stage needs the coarse one to know *what*, and the coarse stage needs the fine one to know
+# exactly *where*.
+#
 # This is the whole story of the FCN family, which [chapter 4](04_fcn_architectures.ipynb) builds
 # layer by layer: **FCN-32s** upsamples the 1/32 scores directly; **FCN-16s** first adds scores
-# computed from pool4 (1/16); **FCN-8s** adds scores from pool3 (1/8) too. In a trained network the
-# coarse and the detail maps are not given, of course: 1x1 convolutions learn to compute class scores
-# from each pooling stage, and training makes their sum right.
+# computed from pool4 (1/16); **FCN-8s** adds scores from pool3 (1/8) too.
 #
 # We can already look at the score maps that our FCN-8s fuses for the 288 x 384 frame: `summary`
 # lists every layer's output shape, and we keep the layers after the backbone.
@@ -346,21 +405,31 @@ for layer in summary(segmenter, (1, 3, 288, 384)):
 # Read it top to bottom: class scores at 1/32 (9 x 12) from `score_fr`, upsampled 2x (`upscore2`)
 # and added to scores from pool4 (18 x 24); the sum upsampled 2x again and added to scores from
 # pool3 (36 x 48); and a final 8x upsampling to the full 288 x 384. The crops do nothing with the
-# `compact` preset; chapter 4 shows where they matter.
+# `compact` preset; chapter 4 shows where they matter. The same network as a picture, drawn by
+# `fcn_tutorial.diagrams` from a full-width compact FCN-8s (so with VGG16's real channel counts):
+
+# %%
+from fcn_tutorial.diagrams import draw_fcn8s
+
+fig = draw_fcn8s((288, 384), preset="compact")
+plt.show()
+plt.close(fig)
 
 # %% [markdown]
 # ## Summary
 #
 # * A classifier outputs one vector per image; a segmenter outputs a map of class scores as large
 #   as the image, and its `argmax` is the predicted mask.
-# * Local layers do not care about the input size; dense layers do. Rewriting dense layers as
-#   convolutions makes a classifier fully convolutional.
+# * Local layers do not care about the input size; dense layers do. torchvision's VGG16 takes any size
+#   only because `AdaptiveAvgPool2d` averages every map down to $7 \times 7$, which throws the layout
+#   away. Rewriting dense layers as convolutions makes a classifier fully convolutional and keeps it.
 # * Pooling gives context (*what*) but shrinks the map; at 1/32 the outline of a polyp is gone, and
 #   small polyps suffer most.
 # * Nearest, bilinear and transposed-convolution upsampling restore the size, not the detail. A
 #   transposed convolution with a bilinear kernel starts out as bilinear interpolation and can learn.
-# * Skip connections add scores from finer stages (1/16, 1/8) to the upsampled coarse scores and
-#   bring the boundary back.
+# * Skip connections add scores from finer stages (1/16, 1/8) to the upsampled coarse scores. The
+#   coarse scores know *what* but blur the boundary; the fine ones know *where* but are easily fooled;
+#   their sum is better than either.
 #
 # ## Exercises
 #

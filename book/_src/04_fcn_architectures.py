@@ -9,8 +9,9 @@
 #
 # [The previous chapters](02_classification_to_segmentation.ipynb) turned a classifier into a network that
 # outputs a map of class scores. This chapter builds the three Fully Convolutional Networks of Long, Shelhamer
-# and Darrell (2015) piece by piece, follows the shape of the data through each of them, and explains the two
-# details that puzzle most readers: the padding of 100 pixels in the first layer, and the learned upsampling.
+# and Darrell {cite}`long2015fcn` piece by piece, follows the shape of the data through each of them, and explains
+# the two details that puzzle most readers: the padding of 100 pixels in the first layer (and the crops that undo
+# it), and the upsampling layers (bilinear, learned, or both?).
 # It is written for readers who know convolutions and pooling and have seen a VGG-style classifier.
 #
 # **Goals.** After this chapter you can
@@ -69,7 +70,8 @@ print(f"{data.name}: frame {data.val.names[0]}, {tuple(image.shape[-2:])} resize
 #
 # ## The shared backbone
 #
-# All three FCNs start with the same downsampling path, VGG16 read as a fully convolutional network. Five
+# All three FCNs start with the same downsampling path, VGG16 {cite}`simonyan2015vgg` read as a fully
+# convolutional network. Five
 # stages of $3 \times 3$ convolutions, each ended by a $2 \times 2$ max pooling that halves the height and
 # width; then VGG's two fully connected layers, rewritten as convolutions: `fc6` is a $7 \times 7$ convolution
 # with 4096 filters (it sees a $7 \times 7$ window of the pool5 map, exactly what the classifier saw), `fc7` a
@@ -140,6 +142,19 @@ print_head(fcn16s, (288, 384))
 with torch.device("meta"):
     fcn8s = build_model("fcn8s", n_classes=2, preset="paper")
 print_head(fcn8s, (288, 384))
+
+# %% [markdown]
+# The whole network in one picture. `fcn_tutorial.diagrams.draw_fcn8s` draws it from the model itself (the
+# sizes are those of `summary`, the crops those of `crop_offsets`), so the figure always matches the code.
+# Each box is a map, labelled channels x height x width and its stride; the blue row is VGG16, the orange row
+# the three $1 \times 1$ score layers, the green row the upsampling path with its two sums.
+
+# %%
+from fcn_tutorial.diagrams import draw_fcn8s
+
+fig = draw_fcn8s((288, 384), model=fcn8s)
+plt.show()
+plt.close(fig)
 
 # %% [markdown]
 # The three score maps that FCN-8s fuses have strides 32, 16 and 8: one score vector per $32 \times 32$,
@@ -213,8 +228,8 @@ plt.show()
 #
 # The package builds the networks in three *presets* that differ exactly here:
 #
-# * `paper`: the Caffe FCN. Pooling rounds up, and the crops use fixed offsets worked out once by the authors
-#   (FCN-8s: 5 for pool4, 9 for pool3, 31 for the output), valid for every input size.
+# * `paper`: the Caffe FCN. Pooling rounds up, and the crops use fixed offsets (FCN-8s: 5 for pool4, 9 for
+#   pool3, 31 for the output) that Caffe's `coord_map` worked out from the layers, valid for every input size.
 # * `original`: the 2017 tutorial. Pooling rounds down, and each crop takes the *centre* of the larger map,
 #   offset $(\text{larger} - \text{smaller}) // 2$, so the offsets depend on the input size.
 # * `compact`: no padding of 100 at all. Every $3 \times 3$ convolution pads 1 and `fc6` pads 3, so the maps
@@ -232,11 +247,78 @@ for preset, model in presets.items():
         print(f"{preset:9} {size[0]:3} x {size[1]:3}: {offsets}")
 
 # %% [markdown]
-# For the $224 \times 224$ crops the original tutorial trained on, its offsets are 5, 9 and 28; on a
-# $500 \times 574$ frame they change to (5, 5), (10, 9) and (18, 29), different for height and width. The
-# Caffe offsets stay 5, 9 and 31. They differ from the original's because Caffe's pooling rounds up: its maps are
-# a pixel larger here and there. Either way the crops are what makes the padding harmless; forget one and the
-# skip maps are added one or two cells out of register, which blurs every boundary.
+# The `paper` offsets are 5, 9 and 31 at every size. The `original` ones move with the input: 5, 9 and 28 for
+# the $224 \times 224$ crops the 2017 tutorial trained on, (5, 5), (10, 9) and (18, 29) on a $500 \times 574$
+# frame, different for height and width. Which are right?
+#
+# Rounding has nothing to do with it. Rounding a pooled size up or down only decides whether a last, partial
+# cell exists at the far edge; it never moves the cells that do exist. Where a cell lies on the frame depends
+# only on the kernels, strides and paddings of the layers before it. A convolution or pooling with kernel $k$,
+# stride $s$ and padding $p$ centres its cell $i$ on position $s\,i + (k - 1)/2 - p$ of its input; a transposed
+# convolution does the inverse. Composing the layers gives, for every map, the frame position $a\,i + b$ of its
+# cell $i$ (Dumoulin and Visin {cite}`dumoulin2016guide` work through this arithmetic). Two maps can be added
+# cell by cell only where their cells lie on the same frame positions, so the larger map must be cut at offset
+# $(b_\text{kept} - b_\text{cut}) / a$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def frame_position(layers):
+    """(a, b) such that cell i of the last layer is centred on frame position a * i + b."""
+    a, b = 1.0, 0.0
+    for kind, kernel, stride, padding in layers:
+        centre = (kernel - 1) / 2 - padding  # where cell 0 of this layer sits on its input
+        if kind == "conv":  # convolution or pooling: cell i sits on input position stride * i + centre
+            a, b = a * stride, b + a * centre
+        else:  # transposed convolution: input cell i sits on output position stride * i + centre
+            a, b = a / stride, b - a * centre / stride
+    return a, b
+
+
+def stage(n_convolutions):
+    """A VGG stage: 3 x 3 convolutions with padding 1, then a 2 x 2 max pooling with stride 2."""
+    return [("conv", 3, 1, 1)] * n_convolutions + [("conv", 2, 2, 0)]
+
+
+pool3 = [("conv", 3, 1, 100)] + stage(2)[1:] + stage(2) + stage(3)  # conv1_1 pads by 100
+pool4 = pool3 + stage(3)
+fc7 = pool4 + stage(3) + [("conv", 7, 1, 0), ("conv", 1, 1, 0)]
+upscore2 = fc7 + [("transposed", 4, 2, 0)]
+upscore_pool4 = upscore2 + [("transposed", 4, 2, 0)]
+upscore8 = upscore_pool4 + [("transposed", 16, 8, 0)]
+for name, cut, kept in [("score_pool4", pool4, upscore2), ("score_pool3", pool3, upscore_pool4),
+                        ("final", upscore8, [])]:
+    (a, b_cut), (_, b_kept) = frame_position(cut), frame_position(kept)
+    print(f"{name:12} offset {(b_kept - b_cut) / a:g}")
+
+# %% [markdown]
+# No input size appears anywhere: 5, 9 and 31 are the geometric alignment for every frame. They hold for the
+# 2017 network too, whose layers are the same (its floor pooling only drops the last partial cell). The 2017
+# centre crops follow another rule, "cut the middle", which agrees with the geometry only when the extra rows
+# happen to split evenly around it. How far off are they? Multiply each offset's error by the stride of its map
+# to get it in frame pixels:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+geometric = crop_offsets(presets["paper"], (288, 384))
+strides = {"score_pool4": 16, "score_pool3": 8, "final": 1}
+for size in [(224, 224), (500, 574)]:
+    print(f"original FCN-8s on {size[0]} x {size[1]}:")
+    for name, (top, left) in crop_offsets(presets["original"], size).items():
+        rows, columns = (top - geometric[name][0]) * strides[name], (left - geometric[name][1]) * strides[name]
+        print(f"  {name:12} centre crop at {top:2}, {left:2}: "
+              f"off by {rows:+3d} rows, {columns:+3d} columns of the frame")
+
+# %% [markdown]
+# On the $224 \times 224$ training crops the two skips happen to be aligned, but the output is cut 3 pixels too
+# early: the mask the network returns is shifted 3 pixels down and to the right of the frame it describes. On a
+# $500 \times 574$ frame (the size of the CVC-300 frames of CVC-912) it gets worse: each cell of the fused map
+# receives the pool3 scores of the cell below it, 8 pixels further down the frame, and the output is 13 rows and
+# 2 columns off. So the network was trained with one misalignment and tested with another. This is the most
+# instructive bug of the 2017 code: nothing crashes, every shape matches, the network still learns, and the
+# error only shows as blurred, shifted boundaries. The `original` preset keeps the centre crops, to reproduce the
+# 2017 network; the `paper` preset crops at the geometric offsets; `compact` needs no offsets at all (its
+# transposed convolutions pad by half their stride, which puts every map on the same grid from the top-left
+# corner).
 #
 # ## Transposed convolution and bilinear upsampling
 #
@@ -250,7 +332,8 @@ for preset, model in presets.items():
 #
 # for padding $p$ (which, for a transposed convolution, *removes* $p$ pixels from each border). FCN's kernels
 # are twice the stride ($k = 2s$), so each output pixel is a blend of the two nearest input values in each
-# direction. Check the formula against `upscore32` of FCN-32s on our $10 \times 13$ fc7 map:
+# direction. (Dumoulin and Visin {cite}`dumoulin2016guide` draw every case of this arithmetic.) Check the
+# formula against `upscore32` of FCN-32s on our $10 \times 13$ fc7 map:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -260,7 +343,23 @@ print("nn.ConvTranspose2d:", tuple(out.shape[-2:]))
 print("formula:           ", ((10 - 1) * 32 + 64, (13 - 1) * 32 + 64))
 
 # %% [markdown]
-# The paper initialises these kernels so that they start out as *bilinear interpolation*. In one dimension the
+# What does the layer do with one input value? It multiplies its whole kernel by that value and adds the result
+# into the output at `stride` times the input position. The figure shows it for stride 2 and a $4 \times 4$
+# kernel: a single 1 in a $3 \times 3$ map paints a copy of the kernel (dashed square) into the $8 \times 8$
+# output, first for an arbitrary kernel, then for the bilinear kernel described next. The third panel shows why
+# the bilinear kernel interpolates: in one dimension each input value paints a tent, neighbouring tents overlap,
+# and their sum is the straight line between the input values (away from the borders, where a tent has no
+# neighbour). The last panel is the same in two dimensions.
+
+# %%
+from fcn_tutorial.diagrams import draw_transposed_convolution
+
+fig = draw_transposed_convolution(stride=2)
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# FCN initialises these kernels so that they start out as *bilinear interpolation*. In one dimension the
 # kernel is a tent that is 1 at the centre and falls linearly to 0 at `factor` pixels away; in two dimensions it
 # is the product of two tents. `bilinear_kernel(in_channels, out_channels, k)` builds the whole weight: the tent
 # between each channel and itself, zero between different channels (scores of class 0 must not leak into
@@ -309,9 +408,33 @@ plt.show()
 # %% [markdown]
 # The upsampled map is smooth where the coarse one was blocky: each output pixel blends its four nearest coarse
 # cells. Its edge is soft, but it lies where the true edge is; thresholding it at 0.5 gives back a good outline.
-# In the `paper` preset these weights are fixed at the start and then trained with the rest; the `original`
-# preset of 2017 started them from random (Glorot-uniform) values instead and had to learn to upsample from
-# scratch.
+#
+# ### Learned or fixed?
+#
+# Are the upsampling weights trained afterwards? The two sources of the FCN disagree. The paper's text
+# {cite}`long2015fcn` says that the intermediate $2\times$ upsamplings are initialised to bilinear interpolation
+# and then learned with the rest of the network. The reference Caffe networks that the authors published
+# (fcn.berkeleyvision.org {cite}`shelhamer2015reference`, `voc-fcn8s/net.py`) give all three Deconvolution
+# layers `lr_mult: 0`: their weights never change, so every upsampling stays fixed bilinear interpolation. Our presets all train their
+# transposed convolutions, and differ in where they start:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for preset in ["paper", "original", "compact"]:
+    model = build_model("fcn8s", n_classes=2, preset=preset, width=0.125)
+    for name in ["upscore2", "upscore_pool4", "upscore8"]:
+        layer = getattr(model, name)
+        starts_bilinear = torch.equal(layer.weight, bilinear_kernel(2, 2, layer.kernel_size[0]))
+        print(f"{preset:9} {name:14} starts bilinear {starts_bilinear!s:5}  bias {layer.bias is not None!s:5}  "
+              f"trained {layer.weight.requires_grad}")
+
+# %% [markdown]
+# `paper` and `compact` start as bilinear interpolation without a bias and learn from there, which is what the
+# paper's text describes (for all three layers, where the text only mentions the intermediate ones). The
+# `original` preset does what the 2017 tutorial did: random Glorot-uniform weights with a bias, so the network
+# must learn to upsample from scratch. To get the reference Caffe behaviour instead, freeze the layers before
+# building the optimiser: `model.upscore8.weight.requires_grad_(False)`, and the same for the other two (the
+# package's optimiser only collects parameters that require a gradient).
 #
 # ## Parameters and cost
 #
@@ -391,10 +514,13 @@ explorer.widget()
 #   $1 \times 1$) and differ only in a small head: how many finer maps (pool4, pool3) are scored and added
 #   before the final upsampling.
 # * The padding of 100 lets any input size pass the unpadded `fc6`, but makes the early layers compute on a
-#   much larger canvas and requires crops to re-align the maps: fixed Caffe offsets (5, 9, 31) in the `paper`
-#   preset, centre crops (5, 9, 28 at $224 \times 224$) in the `original` one.
+#   much larger canvas and requires crops to re-align the maps. The geometric offsets (5, 9, 31) follow from
+#   the layers alone and hold for every size (`paper` preset); the 2017 centre crops (`original` preset) depend
+#   on the size and are out of register: 3 pixels at $224 \times 224$, a whole pool3 cell on $500 \times 574$.
 # * A transposed convolution's output side is $(\text{in}-1)s - 2p + k$; initialised with a bilinear kernel of
-#   size $2s$, it starts out as bilinear interpolation.
+#   size $2s$, it starts out as bilinear interpolation. The reference Caffe nets keep it fixed; the paper's text
+#   learns the intermediate ones; our presets learn all three, from bilinear (`paper`, `compact`) or from random
+#   weights (`original`).
 # * The networks have about 134 million parameters, nearly all in `fc6` and `fc7`; the cost is spread over
 #   the convolutions of every stage, run on the padded canvas, and the `compact` preset avoids most of it.
 #

@@ -169,15 +169,47 @@ print("Dice per class   ", [round(float(d), 4) for d in scores.dice])
 # %% [markdown]
 # The package agrees. It also reports the *Dice* coefficient,
 # $D_c = 2\,\text{TP}_c / (2\,\text{TP}_c + \text{FP}_c + \text{FN}_c)$, which is popular in medical imaging.
-# Dice and Jaccard carry the same information, $D = 2J / (1 + J)$ (check it: $2 \cdot 0.4667 / 1.4667 =
-# 0.6364$), so they always rank two models the same way. Just never compare a Dice from one paper with a
-# Jaccard from another.
+# For one class on one confusion matrix, Dice and Jaccard carry the same information, $D = 2J / (1 + J)$ (check
+# it: $2 \cdot 0.4667 / 1.4667 = 0.6364$). Since $D$ grows with $J$, two models scored on the same pooled matrix
+# rank the same way by either. Never compare a Dice from one paper with a Jaccard from another.
+#
+# That guarantee is lost as soon as scores are *averaged*: over images, or over classes for the mean Jaccard.
+# The average of an increasing function is not an increasing function of the average. Two masks of 20 pixels
+# each, half polyp, and two models: A is perfect on the first image and finds only 2 of the 10 polyp pixels of
+# the second; B finds 6 and 5 of them, with no false alarm.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+truth = torch.zeros(2, 4, 5, dtype=torch.int64)
+truth[:, :2] = 1                                        # 10 polyp pixels in each image
+model_a, model_b = torch.zeros_like(truth), torch.zeros_like(truth)
+model_a[0, :2] = 1                                      # image 1: all 10 found
+model_a[1].view(-1)[:2] = 1                             # image 2: 2 of 10
+model_b[0].view(-1)[:6] = 1                             # image 1: 6 of 10
+model_b[1].view(-1)[:5] = 1                             # image 2: 5 of 10
+for name, guess in [("A", model_a), ("B", model_b)]:
+    pooled = ConfusionMatrix(n_classes=2)
+    pooled.update(guess, truth)
+    per_image = PerImageJaccard(n_classes=2)
+    per_image.update(guess, truth)
+    jaccards = per_image.compute()[:, 1]                # polyp Jaccard of each image
+    dices = 2 * jaccards / (1 + jaccards)               # and its Dice
+    print(f"model {name}  pooled: Jaccard {pooled.compute().jaccard[1]:.3f}, Dice {pooled.compute().dice[1]:.3f}"
+          f"  |  per image: Jaccard {jaccards[0]:.2f}, {jaccards[1]:.2f} (mean {jaccards.mean():.3f}),"
+          f" Dice {dices[0]:.3f}, {dices[1]:.3f} (mean {dices.mean():.3f})")
+
+# %% [markdown]
+# On the pooled matrix A beats B by both scores (Jaccard 0.600 against 0.550, Dice 0.750 against 0.710). Averaged
+# over the two images, A still wins on Jaccard (0.600 against 0.550) but *loses* on Dice (0.667 against 0.708):
+# Dice is kinder than Jaccard to a mediocre image (0.5 becomes 0.667) and less generous to a perfect one (1 stays
+# 1). So a ranking by mean Dice over images (a common choice in medical papers) and a ranking by mean Jaccard can
+# disagree, and the same holds for means over classes. Say which average you report, and compare like with like.
 #
 # ## Why accuracy flatters a model that misses polyps
 #
 # On real colonoscopy frames the polyp usually covers a small part of the picture. Load the validation
-# frames of Kvasir-SEG (the data set of [the data chapter](03_data.ipynb)) and measure the share of polyp
-# pixels in each mask.
+# frames of Kvasir-SEG {cite}`jha2020kvasir` (the data set of [the data chapter](03_data.ipynb)) and measure the
+# share of polyp pixels in each mask.
 
 # %%
 from IPython.display import Markdown
@@ -244,8 +276,8 @@ plt.close(fig)
 # There are two reasonable ways to summarise a split of many images:
 #
 # * **whole split**: add up one confusion matrix over every pixel of every image, then compute $J_c$ once.
-#   This is what `ConfusionMatrix` does, what the original 2017 tutorial reported and what the FCN paper calls
-#   mean IU;
+#   This is what `ConfusionMatrix` does, what the original 2017 tutorial reported and what the FCN paper
+#   {cite}`long2015fcn` calls mean IU;
 # * **per image**: compute $J_c$ for every image, then average the numbers. `PerImageJaccard` does this.
 #
 # The first weighs each image by its number of polyp pixels, the second weighs every image equally. They
@@ -338,7 +370,8 @@ print(f"pixel accuracy {scores.pixel_accuracy:.4f}, polyp Jaccard {scores.jaccar
 # * Pixel accuracy rewards the large, easy background: on polyp frames a model that predicts nothing scores
 #   above 0.8, while its polyp Jaccard is zero.
 # * Jaccard (IoU) ignores true negatives and measures the overlap of prediction and truth for each class;
-#   Dice is a monotone function of it, $D = 2J/(1+J)$.
+#   Dice is a monotone function of it, $D = 2J/(1+J)$, so on one pooled matrix both rank models alike; their
+#   means over images (or over classes) can rank them differently.
 # * Summing one confusion matrix over a split weighs large polyps more; averaging per-image Jaccard weighs
 #   every frame equally. Say which one you report; this package and the original tutorial use the whole split.
 # * Void pixels (value 255) are left out of the table, so they cannot change a score.
