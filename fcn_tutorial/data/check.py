@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .datasets import VOID, _JPEG_SUFFIXES, find_pairs, mask_lookup, read_image, read_mask
+from .datasets import _JPEG_SUFFIXES, VOID, find_pairs, mask_lookup, read_image, read_mask
+from .decode import display_path
 from .registry import detect_layout
 
 __all__ = ["FolderReport", "check_folder"]
@@ -39,7 +40,8 @@ class FolderReport:
 
     def __str__(self) -> str:
         if not self.ok:
-            lines = [f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''} in {self.path}:"]
+            count = f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}"
+            lines = [f"{count} in {display_path(self.path)}:"]
             return "\n".join(lines + [f"  {problem}" for problem in self.problems])
         total = sum(self.counts.values())
         groups = ", ".join(f"{name} {count}" for name, count in self.counts.items())
@@ -47,7 +49,7 @@ class FolderReport:
         more = f" and {len(self.sizes) - 5} more" if len(self.sizes) > 5 else ""
         fractions = np.array(self.polyp_fractions) * 100
         return "\n".join([
-            f"{self.path}: {total} image/mask pairs, no problems (layout: {self.layout})",
+            f"{display_path(self.path)}: {total} image/mask pairs, no problems (layout: {self.layout})",
             f"  pairs:      {groups}",
             f"  sizes:      {sizes}{more}",
             f"  polyp area: mean {fractions.mean():.1f}%, median {np.median(fractions):.1f}%, "
@@ -74,11 +76,11 @@ def check_folder(path: str | os.PathLike, *, value_to_class: dict[int, int] | No
     """
     path = Path(path)
     if not path.is_dir():
-        return FolderReport(path, None, [f"folder {path} does not exist"])
+        return FolderReport(path, None, [f"folder {display_path(path)} does not exist"])
     layout = detect_layout(path)
     report = FolderReport(path, layout)
     if layout is None:
-        report.problems.append(f"{path} has no known layout: expected images/ + masks/, train/images/ + "
+        report.problems.append(f"{display_path(path)} has no known layout: expected images/ + masks/, train/images/ + "
                                f"train/masks/, or CVC-912's train/images/ + train/masks2/")
         return report
     for group, images_dir, masks_dir in _groups(path, layout, n_classes):
