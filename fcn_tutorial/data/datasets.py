@@ -360,12 +360,11 @@ class Polyps912(SegmentationPairs):
     ``fcn-tutorial data check``. ``split`` is ``"train"``, ``"valid"`` (or ``"val"``) or ``"test"``.
 
     ``root`` defaults to ``<data>/polyps912`` (``<data>``: ``$FCN_TUTORIAL_DATA`` or
-    ``~/.cache/fcn-tutorial``). Getting the archive: it is shared from Google Drive by the tutorial's
-    authors, not from a public address that we know. With its Drive file id,
-    ``fcn-tutorial data download polyps912 --gdrive-id ID`` (or ``FCN_TUTORIAL_POLYPS912_ID=ID``;
-    needs ``pip install 'fcn-tutorial[gdrive]'``) downloads and unpacks it. By hand: download
-    ``polyps_split7.zip``, unzip it, and move the folder that holds ``train/``, ``valid/`` and
-    ``test/`` to ``root``.
+    ``~/.cache/fcn-tutorial``). Getting the archive: the tutorial's authors share it from Google
+    Drive, and ``fcn-tutorial data download polyps912`` fetches it with the id that the 2017 set-up
+    script names (needs ``pip install 'fcn-tutorial[gdrive]'``; see
+    :func:`fcn_tutorial.data.download.download_polyps912`). By hand: download ``polyps_split7.zip``,
+    unzip it, and move the folder that holds ``train/``, ``valid/`` and ``test/`` to ``root``.
     """
 
     def __init__(self, root: str | os.PathLike | None = None, split: str = "train", n_classes: int = 2,
