@@ -47,8 +47,10 @@ def max_pixels() -> int:
     except ValueError:
         limit = 0
     if limit < 1:
-        raise ValueError(f"{MAX_PIXELS_ENV}={value!r} is not a positive whole number of pixels; "
-                         f"set it to e.g. 100000000 (default {DEFAULT_MAX_PIXELS})")
+        raise ValueError(
+            f"{MAX_PIXELS_ENV}={value!r} is not a positive whole number of pixels; "
+            f"set it to e.g. 100000000 (default {DEFAULT_MAX_PIXELS})"
+        )
     return limit
 
 
@@ -68,14 +70,18 @@ def load_rgb(path: str | os.PathLike) -> torch.Tensor:
         if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
             grey = np.asarray(file).astype(np.float32)
             if grey.size and (grey.min() < 0 or grey.max() > 65535):
-                raise ValueError(f"image {display_path(path)} is a 32-bit integer image with values outside "
-                                 f"0..65535; save it as an 8- or 16-bit image")
+                raise ValueError(
+                    f"image {display_path(path)} is a 32-bit integer image with values outside "
+                    f"0..65535; save it as an 8- or 16-bit image"
+                )
             return torch.from_numpy(grey / 65535).expand(3, *grey.shape).contiguous()
         if mode == "F":
             grey = np.asarray(file, dtype=np.float32)
             if not np.isfinite(grey).all() or (grey.size and (grey.min() < 0 or grey.max() > 1)):
-                raise ValueError(f"image {display_path(path)} is a float image with values outside [0, 1]; "
-                                 f"save it as an 8- or 16-bit image")
+                raise ValueError(
+                    f"image {display_path(path)} is a float image with values outside [0, 1]; "
+                    f"save it as an 8- or 16-bit image"
+                )
             return torch.from_numpy(grey.copy()).expand(3, *grey.shape).contiguous()
         rgb = np.asarray(file if mode == "RGB" else file.convert("RGB"))
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).to(torch.float32).div_(255)
@@ -88,7 +94,7 @@ def load_labels(path: str | os.PathLike) -> np.ndarray:
     whole numbers. A colour mask (an RGB file whose channels differ, or a JPEG whose colour departs
     from grey by more than :data:`JPEG_CHROMA_TOLERANCE` levels) raises ``ValueError``.
     """
-    with _open(path, "mask") as file:
+    with _open(path, "mask", jpeg_mode="YCbCr") as file:
         mode = file.mode
         if mode in ("L", "P", "I;16", "I;16L", "I;16B", "I;16N", "I"):
             values = np.asarray(file)
@@ -100,10 +106,12 @@ def load_labels(path: str | os.PathLike) -> np.ndarray:
         if mode == "F":
             values = np.asarray(file)
             if not np.isfinite(values).all() or (values != np.round(values)).any():
-                raise ValueError(f"mask {display_path(path)} is a float image whose values are not whole numbers; "
-                                 f"save it as an 8-bit grey-level image of class values")
+                raise ValueError(
+                    f"mask {display_path(path)} is a float image whose values are not whole numbers; "
+                    f"save it as an 8-bit grey-level image of class values"
+                )
             return values.astype(np.int64)
-        if file.format in ("JPEG", "MPO") and mode == "RGB":
+        if mode == "YCbCr":  # a colour-coded JPEG, decoded as luma and chroma
             return _jpeg_grey(file, path)
         rgb = np.asarray(file if mode == "RGB" else file.convert("RGB"))
         coloured = (rgb[..., 0] != rgb[..., 1]) | (rgb[..., 1] != rgb[..., 2])
@@ -112,15 +120,11 @@ def load_labels(path: str | os.PathLike) -> np.ndarray:
 
 
 def _jpeg_grey(file: Image.Image, path) -> np.ndarray:
-    """The grey levels of a colour-coded JPEG mask, read as luma and chroma (YCbCr) without conversion.
+    """The grey levels of a colour-coded JPEG mask: its luma, refused if its chroma is not grey.
 
-    Luma is what a grey-scale decoder returns; chroma (Cb, Cr) is 128 wherever the mask is grey.
+    Luma is what a grey-scale JPEG decoder returns; chroma (Cb, Cr) is 128 wherever the mask is grey.
     """
-    file.draft("YCbCr", file.size)
-    if file.mode != "YCbCr":  # a JPEG stored as RGB, not YCbCr: convert
-        ycbcr = np.asarray(file.convert("YCbCr"))
-    else:
-        ycbcr = np.asarray(file)
+    ycbcr = np.asarray(file)
     chroma = np.abs(ycbcr[..., 1:].astype(np.int16) - 128).max(axis=-1)
     coloured = chroma > JPEG_CHROMA_TOLERANCE
     if coloured.any():
@@ -134,22 +138,27 @@ def _refuse_colour(path, rgb: np.ndarray, coloured: np.ndarray) -> None:
         return
     y, x = (int(i[0]) for i in np.nonzero(coloured))
     share = 100 * coloured.mean()
-    raise ValueError(f"mask {display_path(path)} is a colour image, not a grey-level label map ({share:.1f}% of its "
-                     f"pixels are coloured, e.g. RGB {tuple(int(v) for v in rgb[y, x])} at x={x}, y={y}); save the "
-                     f"classes as grey levels (e.g. 0 background, 255 polyp) in a grayscale PNG")
+    raise ValueError(
+        f"mask {display_path(path)} is a colour image, not a grey-level label map ({share:.1f}% of its "
+        f"pixels are coloured, e.g. RGB {tuple(int(v) for v in rgb[y, x])} at x={x}, y={y}); save the "
+        f"classes as grey levels (e.g. 0 background, 255 polyp) in a grayscale PNG"
+    )
 
 
 @contextmanager
-def _open(path: str | os.PathLike, kind: str) -> Iterator[Image.Image]:
-    """``with _open(path, "image") as file``: a decoded Pillow image, or one clean error naming the file."""
-    file = _decode(Path(path), f"{kind} {display_path(path)}")
+def _open(path: str | os.PathLike, kind: str, *, jpeg_mode: str | None = None) -> Iterator[Image.Image]:
+    """``with _open(path, "image") as file``: a decoded Pillow image, or one clean error naming the file.
+
+    ``jpeg_mode="YCbCr"`` decodes a colour JPEG to luma and chroma instead of RGB.
+    """
+    file = _decode(Path(path), f"{kind} {display_path(path)}", jpeg_mode)
     try:
         yield file
     finally:
         file.close()
 
 
-def _decode(path: Path, what: str) -> Image.Image:
+def _decode(path: Path, what: str, jpeg_mode: str | None) -> Image.Image:
     if not path.exists():
         raise FileNotFoundError(f"{what} does not exist")
     if not path.is_file():
@@ -162,19 +171,27 @@ def _decode(path: Path, what: str) -> Image.Image:
             file = Image.open(path, formats=FORMATS)  # reads the header only
             width, height = file.size
             if width * height > limit:
-                raise _TooLarge(f"{what} is {width}x{height} = {width * height:,} pixels, more than the limit of "
-                                f"{limit:,}; shrink it, or raise the limit with {MAX_PIXELS_ENV}")
+                raise _TooLarge(
+                    f"{what} is {width}x{height} = {width * height:,} pixels, more than the limit of "
+                    f"{limit:,}; shrink it, or raise the limit with {MAX_PIXELS_ENV}"
+                )
+            if jpeg_mode and file.format in ("JPEG", "MPO") and file.mode == "RGB":
+                file.draft(jpeg_mode, file.size)  # before load: the decoder then outputs that mode
             file.load()
     except _TooLarge as error:
         problem = str(error)
     except Image.DecompressionBombError as error:  # Pillow's own check, in Image.open, for > 179 megapixels
         pixels = re.search(r"\((\d+) pixels\)", str(error))
         if pixels and int(pixels[1]) > limit:
-            problem = (f"{what} is {int(pixels[1]):,} pixels, more than the limit of {limit:,}; shrink it, or "
-                       f"raise the limit with {MAX_PIXELS_ENV}")
+            problem = (
+                f"{what} is {int(pixels[1]):,} pixels, more than the limit of {limit:,}; shrink it, or "
+                f"raise the limit with {MAX_PIXELS_ENV}"
+            )
         else:
-            problem = (f"{what} has more pixels than Pillow decodes ({_reason(error)}); shrink it, or raise "
-                       f"PIL.Image.MAX_IMAGE_PIXELS too")
+            problem = (
+                f"{what} has more pixels than Pillow decodes ({_reason(error)}); shrink it, or raise "
+                f"PIL.Image.MAX_IMAGE_PIXELS too"
+            )
     except UnidentifiedImageError:
         problem = f"{what} is unreadable or truncated (not a JPEG, PNG, BMP or TIFF image); check the file or remove it"
     except PermissionError:
