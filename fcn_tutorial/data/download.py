@@ -149,15 +149,19 @@ def _describe(error: BaseException) -> str:
 
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects only to addresses that :func:`_check_url` accepts, hop by hop."""
+    """Follows a redirect only to an address that :func:`_check_url` accepts, hop by hop."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        try:
-            _check_url(newurl, redirected_from=req.full_url)
-        except ValueError:
-            fp.close()
-            raise
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers.get("Location") or headers.get("URI")
+        if location:
+            try:
+                _check_url(urllib.parse.urljoin(req.full_url, location), redirected_from=req.full_url)
+            except ValueError:
+                fp.close()
+                raise
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
 
 def _check_url(url: str, *, redirected_from: str | None = None) -> None:
