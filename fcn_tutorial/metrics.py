@@ -155,9 +155,9 @@ def _as_labels(prediction: torch.Tensor, target: torch.Tensor, n_classes: int) -
             )
         finite = torch.isfinite(prediction)
         if not finite.all():  # argmax would quietly call a NaN pixel class 0 (or whichever channel holds the NaN)
-            bad = int((~finite).sum())
-            raise ValueError(f"logits hold {bad} NaN or infinite values (of {prediction.numel()}): no class can be "
-                             f"read from them (has training diverged? lower the learning rate)")
+            bad, pixels = int((~finite).any(dim=-3).sum()), prediction[..., 0, :, :].numel()
+            raise ValueError(f"logits are NaN or infinite at {bad} of {pixels} pixels: no class can be read from "
+                             f"them (has training diverged? lower the learning rate)")
         prediction = prediction.argmax(dim=-3)
     if prediction.shape != target.shape:
         raise ValueError(
