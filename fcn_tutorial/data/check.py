@@ -2,8 +2,10 @@
 
 :func:`check_folder` reads every pair of a folder in any supported layout (see
 :mod:`fcn_tutorial.data.registry`) and collects the problems (missing folders, unpaired or duplicate
-files, unreadable or truncated images, masks whose size differs from their image, mask values outside
-the mapping) instead of stopping at the first. ``fcn-tutorial data check PATH`` prints its report.
+files, unreadable, truncated or non-image files, files over the pixel limit, colour masks that are not
+grey-level label maps, masks whose size differs from their image, mask values outside the mapping)
+instead of stopping at the first; every file is decoded by :mod:`fcn_tutorial.data.decode`.
+``fcn-tutorial data check PATH`` prints its report.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .datasets import _JPEG_SUFFIXES, VOID, find_pairs, mask_lookup, read_image, read_mask
-from .decode import display_path
+from .decode import display_path, max_pixels
 from .registry import detect_layout
 
 __all__ = ["FolderReport", "check_folder"]
@@ -75,6 +77,7 @@ def check_folder(path: str | os.PathLike, *, value_to_class: dict[int, int] | No
     folders with ``value_to_class`` (default 0 -> 0, 255 -> 1) or ``threshold`` (JPEG masks: 128).
     """
     path = Path(path)
+    max_pixels()  # a bad $FCN_TUTORIAL_MAX_PIXELS is one error, not one problem per file
     if not path.is_dir():
         return FolderReport(path, None, [f"folder {display_path(path)} does not exist"])
     layout = detect_layout(path)

@@ -167,7 +167,11 @@ def find_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, *, m
 def _files_by_stem(folder: Path, kind: str) -> tuple[dict[str, Path], list[str]]:
     files: dict[str, Path] = {}
     problems = []
-    for path in sorted(folder.iterdir()):
+    try:
+        paths = sorted(folder.iterdir())
+    except OSError as error:  # e.g. a folder without read permission
+        return files, [f"cannot list the {kind} folder {display_path(folder)}: {error.strerror or error}"]
+    for path in paths:
         if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             continue
         if path.stem in files:
