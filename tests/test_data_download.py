@@ -408,6 +408,23 @@ def test_a_failed_drive_download_is_one_line_and_leaves_nothing(tmp_path, monkey
 
     monkeypatch.setattr(gdown, "download", refuse)
     with pytest.raises(OSError, match="^download of Google Drive file 0B_60jvsCt1hhZWNfcW4wbHE5N3M failed: Failed to "
-                                      "retrieve file url:$"):
+                                      "retrieve file url: Too many users have viewed$"):
         download_polyps912(root=tmp_path / "polyps912", progress=False)
     assert os.listdir(tmp_path) == []
+
+
+def test_encrypted_or_unknown_members_are_refused_before_unpacking(tmp_path, no_extraction):
+    for name, flag_bits, method in (("locked.zip", 0x1, zipfile.ZIP_STORED), ("odd.zip", 0, 99)):
+        buffer = io.BytesIO(kvasir_zip())
+        with zipfile.ZipFile(buffer, "a") as archive:
+            archive.writestr("Kvasir-SEG/secret.txt", b"x")
+        data = bytearray(buffer.getvalue())
+        at = data.rindex(b"PK\x01\x02")  # the central directory entry of the last member
+        data[at + 8 : at + 10] = flag_bits.to_bytes(2, "little")
+        data[at + 10 : at + 12] = method.to_bytes(2, "little")
+        (tmp_path / name).write_bytes(bytes(data))
+        for check in (lambda p: extract_zip(p, tmp_path / "out"), check_pairs_archive):
+            with pytest.raises(ValueError, match=rf"{name}: member 'Kvasir-SEG/secret.txt' (is encrypted|uses "
+                                                 rf"compression method 99)"):
+                check(tmp_path / name)
+    assert sorted(os.listdir(tmp_path)) == ["locked.zip", "odd.zip"]

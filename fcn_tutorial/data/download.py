@@ -144,8 +144,8 @@ def _describe(error: BaseException) -> str:
         return "timed out"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    text = " ".join(str(error).split())  # one line, whatever the message's layout
+    return text[:300] if text else type(error).__name__
 
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
@@ -203,9 +203,11 @@ def check_pairs_archive(archive: str | os.PathLike, *, images: str = "images", m
     try:
         with zipfile.ZipFile(archive) as file:
             check_archive_limits(archive, file.infolist())  # before testzip decompresses every member
+            for info in file.infolist():
+                _check_member(archive, info)
             bad = file.testzip()
             names = [PurePosixPath(info.filename) for info in file.infolist() if not info.is_dir()]
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as error:
         raise ValueError(f"{archive} is not a readable zip archive ({error})") from None
     if bad is not None:
         raise ValueError(f"{archive} is corrupt: member {bad} fails its CRC check")
@@ -254,7 +256,7 @@ def extract_zip(archive: str | os.PathLike, target: str | os.PathLike, *, max_un
                     raise ValueError(f"{archive}: member {info.filename!r} would be written outside {target}")
                 file.extract(info, temporary)  # never more than info.file_size bytes, CRC-checked
             os.replace(temporary, target)
-        except (zipfile.BadZipFile, EOFError) as error:
+        except (zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as error:
             shutil.rmtree(temporary, ignore_errors=True)
             raise ValueError(f"{archive} is corrupt ({error})") from None
         except BaseException:
@@ -305,6 +307,9 @@ def _positive_env(name: str, default: float, *, whole: bool) -> float:
     return number
 
 
+_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
+
 def _check_member(archive: Path, info: zipfile.ZipInfo) -> None:
     name = info.filename.replace("\\", "/")
     path = PurePosixPath(name)
@@ -312,6 +317,11 @@ def _check_member(archive: Path, info: zipfile.ZipInfo) -> None:
         raise ValueError(f"{archive}: refusing member {info.filename!r}, a path outside the target folder")
     if stat.S_ISLNK(info.external_attr >> 16):
         raise ValueError(f"{archive}: refusing member {info.filename!r}, a symbolic link")
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{archive}: member {info.filename!r} is encrypted; unpack the archive yourself")
+    if info.compress_type not in _COMPRESSIONS:
+        raise ValueError(f"{archive}: member {info.filename!r} uses compression method {info.compress_type}, "
+                         f"which Python's zipfile cannot unpack; unpack the archive yourself")
 
 
 def _find_folder_with(root: Path, children: tuple[str, ...]) -> Path:
