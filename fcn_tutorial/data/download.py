@@ -8,11 +8,17 @@ Where files live:
 * ``cache_home()``: where the package writes what it generates (split files, the synthetic set),
   ``$FCN_TUTORIAL_CACHE`` or ``~/.cache/fcn-tutorial``.
 
-A download (:func:`download_file`) streams into a temporary file beside its target with a tqdm
-progress bar, checks the size and (when known) the sha256, and only then renames the file into
-place, so an interrupted or corrupt download leaves nothing behind. :func:`extract_zip` refuses any
-member that would land outside the target folder (``../x``, absolute paths: "zip-slip") and symbolic
-links, and also unpacks into a temporary folder that is renamed when complete.
+A download (:func:`download_file`) streams into a temporary file of its own beside its target with
+a tqdm progress bar, checks the size and (when known) the sha256, and only then renames the file
+into place, so an interrupted or corrupt download leaves nothing behind, and a file of yours is
+never overwritten or removed. Only ``https://`` is fetched, and every redirect is checked again.
+A failed download is one ``OSError`` line: the address and the HTTP status, or how far it came.
+
+:func:`extract_zip` refuses, from the archive's directory and before writing anything, any member
+that would land outside the target folder (``../x``, absolute paths: "zip-slip"), symbolic links,
+encrypted members, and zip bombs: more than ``$FCN_TUTORIAL_MAX_UNPACKED`` bytes in all (default
+4 GB) or a compression ratio above ``$FCN_TUTORIAL_MAX_ZIP_RATIO`` (default 100). It unpacks into a
+temporary folder that is renamed when complete.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ POLYPS912_ID_ENV = "FCN_TUTORIAL_POLYPS912_ID"
 # polyps_split7.zip, as named by the 2017 tutorial's set-up script (lisa-lab/DeepLearningTutorials)
 POLYPS912_DRIVE_ID = "0B_60jvsCt1hhZWNfcW4wbHE5N3M"
 MAX_UNPACKED_ENV = "FCN_TUTORIAL_MAX_UNPACKED"
-DEFAULT_MAX_UNPACKED = 4_000_000_000  # bytes; Kvasir-SEG unpacks to ~46 MB, CVC-912 to ~1 GB
+DEFAULT_MAX_UNPACKED = 4_000_000_000  # bytes; Kvasir-SEG unpacks to ~50 MB, CVC-912 to ~1 GB (by its frame sizes)
 MAX_RATIO_ENV = "FCN_TUTORIAL_MAX_ZIP_RATIO"
 DEFAULT_MAX_RATIO = 100.0
 
@@ -266,8 +272,10 @@ def extract_zip(archive: str | os.PathLike, target: str | os.PathLike, *, max_un
 
 
 def archive_limits() -> tuple[int, float]:
-    """``(max_unpacked, max_ratio)``: ``$FCN_TUTORIAL_MAX_UNPACKED`` bytes (default 4 GB) and
-    ``$FCN_TUTORIAL_MAX_ZIP_RATIO`` (default 100), the zip-bomb limits of :func:`extract_zip`."""
+    """The zip-bomb limits of :func:`extract_zip`: ``(max_unpacked, max_ratio)``.
+
+    ``$FCN_TUTORIAL_MAX_UNPACKED`` bytes (default 4 GB) and ``$FCN_TUTORIAL_MAX_ZIP_RATIO`` (default 100).
+    """
     return (int(_positive_env(MAX_UNPACKED_ENV, DEFAULT_MAX_UNPACKED, whole=True)),
             _positive_env(MAX_RATIO_ENV, DEFAULT_MAX_RATIO, whole=False))
 
@@ -344,9 +352,11 @@ def download_kvasir_seg(root: str | os.PathLike | None = None, *, url: str | Non
     Nothing is downloaded or written when ``root`` already holds ``images/`` and ``masks/``. Otherwise
     the official archive (``url``, ``$FCN_TUTORIAL_KVASIR_URL`` or :data:`KVASIR_URL`, about 46 MB) is
     downloaded beside ``root`` under a temporary name of its own (a file of yours named
-    ``<root>.zip`` is never touched), checked (``sha256`` or ``$FCN_TUTORIAL_KVASIR_SHA256`` when given; a
-    readable zip of ``images/`` and ``masks/`` pairs in any case), unpacked safely, and its
-    ``Kvasir-SEG/images`` and ``Kvasir-SEG/masks`` moved to ``root``.
+    ``<root>.zip`` is never touched), checked (``sha256`` or ``$FCN_TUTORIAL_KVASIR_SHA256`` when
+    given; a readable zip of ``images/`` and ``masks/`` pairs within the zip-bomb limits in any case),
+    unpacked safely, and its ``Kvasir-SEG/images`` and ``Kvasir-SEG/masks`` moved to ``root``. The
+    archive is then removed, or with ``keep_archive`` kept as ``<root>.zip`` (under its temporary name,
+    with a warning, if ``<root>.zip`` already exists).
     """
     root = Path(root) if root is not None else data_home() / "kvasir-seg"
     if (root / "images").is_dir() and (root / "masks").is_dir():
