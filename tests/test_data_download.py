@@ -8,6 +8,7 @@ import io
 import os
 import stat
 import threading
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -428,3 +429,18 @@ def test_encrypted_or_unknown_members_are_refused_before_unpacking(tmp_path, no_
                                                  rf"compression method 99)"):
                 check(tmp_path / name)
     assert sorted(os.listdir(tmp_path)) == ["locked.zip", "odd.zip"]
+
+
+def test_a_root_that_is_a_file_or_holds_other_files_is_refused_before_downloading(tmp_path, monkeypatch):
+    from fcn_tutorial.data.download import download_polyps912
+
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", lambda *a, **k: pytest.fail("downloaded"))
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    for download in (download_kvasir_seg, lambda root: download_polyps912(root=root)):
+        with pytest.raises(ValueError, match="file is a file; pass a folder"):
+            download(tmp_path / "file")
+        with pytest.raises(ValueError, match="full exists but has no .*; move it away or pass another root"):
+            download(tmp_path / "full")
+    assert sorted(os.listdir(tmp_path)) == ["file", "full"] and os.listdir(tmp_path / "full") == ["notes.txt"]

@@ -79,7 +79,8 @@ def check_folder(path: str | os.PathLike, *, value_to_class: dict[int, int] | No
     path = Path(path)
     max_pixels()  # a bad $FCN_TUTORIAL_MAX_PIXELS is one error, not one problem per file
     if not path.is_dir():
-        return FolderReport(path, None, [f"folder {display_path(path)} does not exist"])
+        problem = "is a file, not a folder" if path.exists() else "does not exist"
+        return FolderReport(path, None, [f"folder {display_path(path)} {problem}"])
     layout = detect_layout(path)
     report = FolderReport(path, layout)
     if layout is None:

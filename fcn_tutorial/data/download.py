@@ -361,8 +361,7 @@ def download_kvasir_seg(root: str | os.PathLike | None = None, *, url: str | Non
     root = Path(root) if root is not None else data_home() / "kvasir-seg"
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return root
-    if root.exists() and any(root.iterdir()):
-        raise ValueError(f"{root} exists but has no images/ and masks/ folders; move it away or pass another root")
+    _check_root(root, "images/ and masks/ folders")
     url = url or os.environ.get(KVASIR_URL_ENV) or KVASIR_URL
     sha256 = sha256 or os.environ.get(KVASIR_SHA256_ENV) or KVASIR_SHA256
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -417,6 +416,7 @@ def download_polyps912(file_id: str | None = None, root: str | os.PathLike | Non
     root = Path(root) if root is not None else data_home() / "polyps912"
     if (root / "train" / "images").is_dir():
         return root
+    _check_root(root, "train/images/ folder")
     file_id = file_id or os.environ.get(POLYPS912_ID_ENV) or POLYPS912_DRIVE_ID
     try:
         import gdown
@@ -440,6 +440,14 @@ def download_polyps912(file_id: str | None = None, root: str | os.PathLike | Non
     finally:
         Path(temporary).unlink(missing_ok=True)
     return root
+
+
+def _check_root(root: Path, expected: str) -> None:
+    """A data set is unpacked only into a new or empty folder: never over a user's files."""
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{display_path(root)} is a file; pass a folder as the data set's root")
+    if root.exists() and any(root.iterdir()):
+        raise ValueError(f"{display_path(root)} exists but has no {expected}; move it away or pass another root")
 
 
 def _unpack_into(archive: Path, root: Path, children: tuple[str, ...]) -> None:
