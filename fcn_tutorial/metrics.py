@@ -26,16 +26,25 @@ tensor([[2, 1],
 0.417
 
 :class:`PerImageJaccard` keeps one Jaccard per image instead, to look at the spread over images.
+
+What every function and class here accepts: predictions and targets as tensors, NumPy arrays or
+nested lists (anything else is a ``TypeError``); ``n_classes`` a whole number from 1 to
+:data:`MAX_CLASSES` and ``ignore_index`` a whole number or None (``TypeError``/``ValueError``
+otherwise). Logits that hold NaN or infinity raise ``ValueError``: a diverged model has no class to
+count, and ``argmax`` would quietly call such a pixel class 0, a score that looks like learning.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 __all__ = [
+    "MAX_CLASSES",
     "ConfusionMatrix",
     "PerImageJaccard",
     "SegmentationScores",
@@ -44,6 +53,9 @@ __all__ = [
     "pixel_accuracy",
     "scores_from_confusion",
 ]
+
+
+MAX_CLASSES = 4096  # a C x C matrix per image; more classes than any segmentation data set has
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,40 @@ def _jaccard(confusion: torch.Tensor) -> torch.Tensor:
     return true_positives / union
 
 
+def _check_classes(n_classes, ignore_index) -> tuple[int, int | None]:
+    """``n_classes`` as an int in ``1 .. MAX_CLASSES`` and ``ignore_index`` as an int or None, or a clear error."""
+    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral):
+        raise TypeError(f"n_classes must be a whole number, got {n_classes!r} ({type(n_classes).__name__})")
+    if not 1 <= n_classes <= MAX_CLASSES:
+        raise ValueError(f"n_classes must be at least 1 and at most {MAX_CLASSES}, got {n_classes}")
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
+        raise TypeError(f"ignore_index must be a whole number or None, got {ignore_index!r} "
+                        f"({type(ignore_index).__name__})")
+    return int(n_classes), None if ignore_index is None else int(ignore_index)
+
+
+def _as_tensors(prediction, target) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tensors, NumPy arrays and nested lists all become tensors (on the device of whichever is a tensor)."""
+    device = next((x.device for x in (prediction, target) if isinstance(x, torch.Tensor)), None)
+    return _as_tensor(prediction, "prediction", device), _as_tensor(target, "target", device)
+
+
+def _as_tensor(values, name: str, device: torch.device | None) -> torch.Tensor:
+    if not isinstance(values, torch.Tensor):
+        if not isinstance(values, (list, tuple, np.ndarray)) and not hasattr(values, "__array__"):
+            raise TypeError(f"{name} must be a tensor, a NumPy array or a nested list, not {type(values).__name__}")
+        try:
+            array = np.asarray(values)
+        except ValueError as error:  # e.g. rows of different lengths
+            raise ValueError(f"{name} is not a rectangular array: {error}") from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold numbers, not {array.dtype} values")
+        values = torch.as_tensor(array, device=device)
+    if values.dtype in (torch.uint16, torch.uint32, torch.uint64):  # few operations support these: widen
+        values = values.to(torch.int64)
+    return values
+
+
 def _as_labels(prediction: torch.Tensor, target: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Check dtypes and shapes; return ``(prediction, target)`` as integer labels of the target's shape."""
     if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
@@ -107,6 +153,11 @@ def _as_labels(prediction: torch.Tensor, target: torch.Tensor, n_classes: int) -
                 f"logits have {prediction.shape[-3]} channels (shape {tuple(prediction.shape)}) "
                 f"but n_classes is {n_classes}"
             )
+        finite = torch.isfinite(prediction)
+        if not finite.all():  # argmax would quietly call a NaN pixel class 0 (or whichever channel holds the NaN)
+            bad, pixels = int((~finite).any(dim=-3).sum()), prediction[..., 0, :, :].numel()
+            raise ValueError(f"logits are NaN or infinite at {bad} of {pixels} pixels: no class can be read from "
+                             f"them (has training diverged? lower the learning rate)")
         prediction = prediction.argmax(dim=-3)
     if prediction.shape != target.shape:
         raise ValueError(
@@ -135,6 +186,7 @@ def _check_range(labels: torch.Tensor, name: str, n_classes: int, keep: torch.Te
 def _count(prediction: torch.Tensor, target: torch.Tensor, n_classes: int, ignore_index: int | None,
            per_image: bool = False) -> torch.Tensor:
     """Confusion counts ``C x C`` (or ``N x C x C`` with ``per_image``) with one ``bincount``."""
+    prediction, target = _as_tensors(prediction, target)
     from_logits = prediction.is_floating_point()
     prediction, target = _as_labels(prediction, target, n_classes)
     if per_image and target.ndim == 2:
@@ -165,10 +217,11 @@ def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, n_classes: 
     """The ``C x C`` int64 pixel counts of one batch: rows = ground truth, columns = prediction.
 
     ``prediction`` is labels of the target's shape (``N x H x W`` or ``H x W``) or float logits
-    ``N x C x H x W`` (argmax over C). Pixels whose target is ``ignore_index`` are not counted.
+    ``N x C x H x W`` (argmax over C; NaN or infinite logits raise ``ValueError``). Pixels whose target
+    is ``ignore_index`` are not counted. Tensors, NumPy arrays and nested lists are accepted.
     """
     with torch.no_grad():
-        return _count(prediction, target, n_classes, ignore_index)
+        return _count(prediction, target, *_check_classes(n_classes, ignore_index))
 
 
 def pixel_accuracy(prediction: torch.Tensor, target: torch.Tensor, n_classes: int,
@@ -194,10 +247,7 @@ class ConfusionMatrix:
     """
 
     def __init__(self, n_classes: int, ignore_index: int | None = None):
-        if n_classes < 1:
-            raise ValueError(f"n_classes must be at least 1, got {n_classes}")
-        self.n_classes = n_classes
-        self.ignore_index = ignore_index
+        self.n_classes, self.ignore_index = _check_classes(n_classes, ignore_index)
         self.confusion = torch.zeros(n_classes, n_classes, dtype=torch.int64)
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
@@ -249,10 +299,7 @@ class PerImageJaccard:
     """
 
     def __init__(self, n_classes: int, ignore_index: int | None = None):
-        if n_classes < 1:
-            raise ValueError(f"n_classes must be at least 1, got {n_classes}")
-        self.n_classes = n_classes
-        self.ignore_index = ignore_index
+        self.n_classes, self.ignore_index = _check_classes(n_classes, ignore_index)
         self._batches: list[torch.Tensor] = []
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:

@@ -136,3 +136,19 @@ def test_load_polyp_data_prefers_real_data(kvasir_root, cache, monkeypatch):
     assert not data.synthetic and data.name == "kvasir-seg" and data.root == kvasir_root
     assert isinstance(data.train, KvasirSEG) and len(data.train) + len(data.val) + len(data.test) == 801
     assert (cache / "cache" / "kvasir-seg-splits" / "test.txt").is_file()
+
+
+def test_cli_synthetic_refuses_bad_sizes_counts_and_seeds(tmp_path, capsys):
+    out = tmp_path / "syn"
+    for arguments, message in [(["--size", "100000", "100000"], "more than the limit of 40,000,000 pixels"),
+                               (["--train", "-2"], "number of train frames must be a whole number >= 0, not -2"),
+                               (["--train", "0", "--valid", "0", "--test", "0"], "at least one frame"),
+                               (["--seed", "-1"], "seed must be a whole number >= 0")]:
+        assert main(["data", "synthetic", str(out), *arguments]) == 2
+        assert message in capsys.readouterr().err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_check_a_file_instead_of_a_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert check_folder(tmp_path / "notes.txt").problems == [f"folder {tmp_path / 'notes.txt'} is a file, not a folder"]

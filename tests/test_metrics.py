@@ -7,6 +7,7 @@ import doctest
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -281,6 +282,94 @@ def test_wrong_dtypes_and_channels_are_explained(prediction, target, message):
 def test_bad_n_classes():
     with pytest.raises(ValueError, match="n_classes must be at least 1"):
         ConfusionMatrix(0)
+
+
+@pytest.mark.parametrize("n_classes", [2.5, 2.0, "2", True, None, [2]])
+def test_n_classes_that_is_not_a_whole_number_is_a_type_error(n_classes):
+    for make in (ConfusionMatrix, PerImageJaccard, lambda n: confusion_matrix(PREDICTION, TARGET, n, VOID)):
+        with pytest.raises(TypeError, match=r"n_classes must be a whole number, got .*\("):
+            make(n_classes)
+
+
+@pytest.mark.parametrize("n_classes", [0, -1, metrics.MAX_CLASSES + 1, 10**12])
+def test_n_classes_out_of_range_is_a_value_error(n_classes):
+    for make in (ConfusionMatrix, PerImageJaccard, lambda n: jaccard_index(PREDICTION, TARGET, n, VOID)):
+        with pytest.raises(ValueError, match=f"n_classes must be at least 1 and at most 4096, got {n_classes}"):
+            make(n_classes)
+
+
+@pytest.mark.parametrize("ignore_index", [2.5, "255", True, [255]])
+def test_ignore_index_that_is_not_a_whole_number_is_a_type_error(ignore_index):
+    with pytest.raises(TypeError, match="ignore_index must be a whole number or None"):
+        ConfusionMatrix(3, ignore_index=ignore_index)
+    with pytest.raises(TypeError, match="ignore_index must be a whole number or None"):
+        pixel_accuracy(PREDICTION, TARGET, 3, ignore_index)
+
+
+def test_numpy_integers_are_whole_numbers():
+    metric = ConfusionMatrix(np.int64(3), ignore_index=np.uint8(VOID))
+    metric.update(PREDICTION, TARGET)
+    assert torch.equal(metric.confusion, HAND_CONFUSION) and type(metric.n_classes) is int
+
+
+# --- NaN and infinite logits, array-likes (issue #9) -------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("channel", [0, 1])
+def test_non_finite_logits_raise_instead_of_counting_as_a_class(bad, channel):
+    logits = one_hot_logits(TARGET.clamp(max=2)[None], 3)
+    logits[0, channel, 1, 2] = bad
+    target = TARGET[None]
+    message = r"logits are NaN or infinite at 1 of 12 pixels: .*diverged"
+    with pytest.raises(ValueError, match=message):
+        confusion_matrix(logits, target, 3, VOID)
+    metric, per_image = ConfusionMatrix(3, VOID), PerImageJaccard(3, VOID)
+    for update in (metric.update, per_image.update):
+        with pytest.raises(ValueError, match=message):
+            update(logits, target)
+    assert metric.confusion.sum() == 0 and len(per_image) == 0  # nothing was counted
+
+
+def test_all_nan_logits_are_not_class_0():
+    """The case of issue #9: a diverged model's NaN output used to score as 'all background'."""
+    logits = torch.full((1, 2, 4, 4), math.nan)
+    with pytest.raises(ValueError, match="NaN or infinite at 16 of 16 pixels"):
+        ConfusionMatrix(2).update(logits, torch.zeros(1, 4, 4, dtype=torch.long))
+
+
+def test_lists_and_numpy_arrays_are_accepted():
+    expected = confusion_matrix(PREDICTION, TARGET, 3, VOID)
+    for prediction, target in [(PREDICTION.tolist(), TARGET.tolist()), (PREDICTION.numpy(), TARGET.numpy()),
+                               (PREDICTION, TARGET.numpy().astype(np.uint16)), (PREDICTION.numpy(), TARGET),
+                               (tuple(PREDICTION.tolist()), TARGET.numpy().astype(np.int32))]:
+        assert torch.equal(confusion_matrix(prediction, target, 3, VOID), expected)
+        metric = ConfusionMatrix(3, VOID)
+        metric.update(prediction, target)
+        assert torch.equal(metric.confusion, expected)
+    logits = one_hot_logits(TARGET.clamp(max=2)[None], 3)
+    labels = logits.argmax(1)
+    assert torch.equal(confusion_matrix(logits.numpy(), TARGET[None].numpy(), 3, VOID),
+                       confusion_matrix(labels, TARGET[None], 3, VOID))
+    assert PerImageJaccard(3, VOID).mean().shape == (3,)
+    per_image = PerImageJaccard(3, VOID)
+    per_image.update(PREDICTION.numpy(), TARGET.tolist())
+    assert per_image.values.shape == (1, 3)
+
+
+@pytest.mark.parametrize("bad", ["abc", None, {"a": 1}, object(), 3])
+def test_other_inputs_are_a_type_error(bad):
+    with pytest.raises(TypeError, match="prediction must be a tensor, a NumPy array or a nested list, not"):
+        confusion_matrix(bad, TARGET, 3)
+    with pytest.raises(TypeError, match="target must be a tensor, a NumPy array or a nested list, not"):
+        ConfusionMatrix(3).update(PREDICTION, bad)
+
+
+def test_lists_of_strings_and_ragged_lists():
+    with pytest.raises(TypeError, match="target must hold numbers, not <U1 values"):
+        confusion_matrix([[0, 1]], [["a", "b"]], 2)
+    with pytest.raises(ValueError, match="prediction is not a rectangular array"):
+        confusion_matrix([[0, 1], [1]], [[0, 1], [1, 0]], 2)
 
 
 # --- per image ---------------------------------------------------------------------------------------

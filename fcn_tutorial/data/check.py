@@ -2,8 +2,10 @@
 
 :func:`check_folder` reads every pair of a folder in any supported layout (see
 :mod:`fcn_tutorial.data.registry`) and collects the problems (missing folders, unpaired or duplicate
-files, unreadable or truncated images, masks whose size differs from their image, mask values outside
-the mapping) instead of stopping at the first. ``fcn-tutorial data check PATH`` prints its report.
+files, unreadable, truncated or non-image files, files over the pixel limit, colour masks that are not
+grey-level label maps, masks whose size differs from their image, mask values outside the mapping)
+instead of stopping at the first; every file is decoded by :mod:`fcn_tutorial.data.decode`.
+``fcn-tutorial data check PATH`` prints its report.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .datasets import VOID, _JPEG_SUFFIXES, find_pairs, mask_lookup, read_image, read_mask
+from .datasets import _JPEG_SUFFIXES, VOID, find_pairs, mask_lookup, read_image, read_mask
+from .decode import display_path, max_pixels
 from .registry import detect_layout
 
 __all__ = ["FolderReport", "check_folder"]
@@ -39,7 +42,8 @@ class FolderReport:
 
     def __str__(self) -> str:
         if not self.ok:
-            lines = [f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''} in {self.path}:"]
+            count = f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}"
+            lines = [f"{count} in {display_path(self.path)}:"]
             return "\n".join(lines + [f"  {problem}" for problem in self.problems])
         total = sum(self.counts.values())
         groups = ", ".join(f"{name} {count}" for name, count in self.counts.items())
@@ -47,7 +51,7 @@ class FolderReport:
         more = f" and {len(self.sizes) - 5} more" if len(self.sizes) > 5 else ""
         fractions = np.array(self.polyp_fractions) * 100
         return "\n".join([
-            f"{self.path}: {total} image/mask pairs, no problems (layout: {self.layout})",
+            f"{display_path(self.path)}: {total} image/mask pairs, no problems (layout: {self.layout})",
             f"  pairs:      {groups}",
             f"  sizes:      {sizes}{more}",
             f"  polyp area: mean {fractions.mean():.1f}%, median {np.median(fractions):.1f}%, "
@@ -73,12 +77,14 @@ def check_folder(path: str | os.PathLike, *, value_to_class: dict[int, int] | No
     folders with ``value_to_class`` (default 0 -> 0, 255 -> 1) or ``threshold`` (JPEG masks: 128).
     """
     path = Path(path)
+    max_pixels()  # a bad $FCN_TUTORIAL_MAX_PIXELS is one error, not one problem per file
     if not path.is_dir():
-        return FolderReport(path, None, [f"folder {path} does not exist"])
+        problem = "is a file, not a folder" if path.exists() else "does not exist"
+        return FolderReport(path, None, [f"folder {display_path(path)} {problem}"])
     layout = detect_layout(path)
     report = FolderReport(path, layout)
     if layout is None:
-        report.problems.append(f"{path} has no known layout: expected images/ + masks/, train/images/ + "
+        report.problems.append(f"{display_path(path)} has no known layout: expected images/ + masks/, train/images/ + "
                                f"train/masks/, or CVC-912's train/images/ + train/masks2/")
         return report
     for group, images_dir, masks_dir in _groups(path, layout, n_classes):

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
-from torchvision.io import ImageReadMode, decode_image, read_file
 
+from ..files import atomic_write_bytes
+from .decode import display_path, load_labels, load_rgb
 from .download import cache_home, data_home, download_kvasir_seg, polyps912_instructions
 
 __all__ = [
@@ -53,7 +53,6 @@ VOID = 255  # the label of pixels that the loss and the metrics ignore
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-_TORCHVISION_SUFFIXES = (".jpg", ".jpeg", ".png")  # decoded by torchvision.io; the others by Pillow
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
@@ -72,44 +71,19 @@ def canonical_split(split: str) -> str:
 def read_image(path: str | os.PathLike) -> tv_tensors.Image:
     """An image file as a ``float32`` RGB tensor ``3 x H x W`` in ``[0, 1]``.
 
-    JPEG and PNG go through ``torchvision.io.decode_image``; BMP and TIFF through Pillow. Grayscale,
-    palette and RGBA files become RGB. An unreadable or truncated file raises ``ValueError`` naming it.
+    Decoded by :func:`fcn_tutorial.data.decode.load_rgb`: any bit depth (a 16-bit PNG too), grey,
+    palette and RGBA files become RGB, and a file over the pixel limit (``$FCN_TUTORIAL_MAX_PIXELS``)
+    is refused before it is decoded. A missing, unreadable or truncated file raises an error naming it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist")
-    try:
-        if path.suffix.lower() in _TORCHVISION_SUFFIXES:
-            pixels = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-        else:
-            with Image.open(path) as file:
-                pixels = torch.from_numpy(np.array(file.convert("RGB"))).permute(2, 0, 1)
-    except (RuntimeError, OSError, UnidentifiedImageError, SyntaxError) as error:
-        raise ValueError(f"image {path} is unreadable or truncated ({_first_line(error)})") from None
-    return tv_tensors.Image(pixels.to(torch.float32).div_(255))
+    return tv_tensors.Image(load_rgb(path))
 
 
 def read_raw_mask(path: str | os.PathLike) -> np.ndarray:
-    """The raw values of a mask file as an ``H x W`` array (palette PNGs give their palette indices)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask {path} does not exist")
-    try:
-        if path.suffix.lower() in _JPEG_SUFFIXES:
-            return decode_image(read_file(str(path)), mode=ImageReadMode.GRAY)[0].numpy()
-        with Image.open(path) as file:
-            if file.mode in ("RGB", "RGBA"):
-                rgb = np.array(file.convert("RGB"))
-                if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
-                    raise ValueError(f"mask {path} is a colour ({file.mode}) image; save masks as grayscale or palette files")
-                return rgb[..., 0]
-            if file.mode == "1":
-                return np.array(file.convert("L"))
-            if file.mode == "LA":
-                return np.array(file.getchannel(0))
-            return np.array(file)  # L, P (palette indices), I;16, I, F
-    except (RuntimeError, OSError, UnidentifiedImageError, SyntaxError) as error:
-        raise ValueError(f"mask {path} is unreadable or truncated ({_first_line(error)})") from None
+    """The raw values of a mask file as an integer ``H x W`` array (palette PNGs give their palette indices).
+
+    See :func:`fcn_tutorial.data.decode.load_labels`: a colour mask is an error, not a grey one.
+    """
+    return load_labels(path)
 
 
 def mask_lookup(value_to_class: Mapping[int, int] | None = None, threshold: int | None = None) -> torch.Tensor:
@@ -143,18 +117,17 @@ def read_mask(path: str | os.PathLike, lookup: torch.Tensor, *, size: tuple[int,
     raw = read_raw_mask(path)
     if size is not None and tuple(raw.shape) != tuple(size):
         (height, width), (image_height, image_width) = raw.shape, size
-        image = f" {image_path}" if image_path is not None else ""
-        raise ValueError(f"mask {path} is {width}x{height} but its image{image} is {image_width}x{image_height}")
-    if raw.dtype != np.uint8:
-        if raw.size and (raw.min() < 0 or raw.max() > 255):
-            raise ValueError(f"mask {path} has values up to {raw.max()}, more than 8 bits; save it as an 8-bit image")
-        raw = raw.astype(np.uint8)
-    mask = lookup[torch.from_numpy(raw).long()]
+        image = f" {display_path(image_path)}" if image_path is not None else ""
+        raise ValueError(f"mask {display_path(path)} is {width}x{height} but its image{image} is "
+                         f"{image_width}x{image_height}")
+    values = torch.from_numpy(raw.astype(np.int64))
+    in_table = (values >= 0) & (values < len(lookup))  # 16-bit masks may hold values beyond the 8-bit table
+    mask = torch.where(in_table, lookup[values.clamp(0, len(lookup) - 1)], -1)
     if (mask < 0).any():
-        unexpected = torch.from_numpy(raw)[mask < 0].unique()
+        unexpected = values[mask < 0].unique()
         expected = (lookup >= 0).nonzero().flatten()
-        raise ValueError(f"mask {path} has values {_short_list(unexpected.tolist())} outside the mapping "
-                         f"(expected {_short_list(expected.tolist())})")
+        raise ValueError(f"mask {display_path(path)} has values {_short_list(unexpected.tolist())} outside the "
+                         f"mapping (expected {_short_list(expected.tolist())})")
     return tv_tensors.Mask(mask)
 
 
@@ -171,7 +144,8 @@ def find_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, *, m
     ``mask_suffix`` is added to an image's stem to name its mask (``"_mask"``: ``x.jpg`` <-> ``x_mask.png``).
     """
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
-    problems = [f"folder {folder} does not exist" for folder in (images_dir, masks_dir) if not folder.is_dir()]
+    problems = [f"folder {display_path(folder)} does not exist" for folder in (images_dir, masks_dir)
+                if not folder.is_dir()]
     if problems:
         return [], problems
     images, image_problems = _files_by_stem(images_dir, "image")
@@ -180,12 +154,12 @@ def find_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, *, m
     if mask_suffix:
         masks = {stem[: -len(mask_suffix)]: path for stem, path in masks.items() if stem.endswith(mask_suffix)}
     if not images and not image_problems:
-        problems.append(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
-    expected = f"{masks_dir}/<name>{mask_suffix or ''}.*"
+        problems.append(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {display_path(images_dir)}")
     for name in sorted(set(images) - set(masks)):
-        problems.append(f"image {images[name]} has no mask (expected {expected.replace('<name>', name)})")
+        expected = display_path(masks_dir / f"{name}{mask_suffix or ''}.*")
+        problems.append(f"image {display_path(images[name])} has no mask (expected {expected})")
     for name in sorted(set(masks) - set(images)):
-        problems.append(f"mask {masks[name]} has no image in {images_dir}")
+        problems.append(f"mask {display_path(masks[name])} has no image in {display_path(images_dir)}")
     pairs = [(name, images[name], masks[name]) for name in sorted(set(images) & set(masks))]
     return pairs, problems
 
@@ -193,11 +167,16 @@ def find_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, *, m
 def _files_by_stem(folder: Path, kind: str) -> tuple[dict[str, Path], list[str]]:
     files: dict[str, Path] = {}
     problems = []
-    for path in sorted(folder.iterdir()):
+    try:
+        paths = sorted(folder.iterdir())
+    except OSError as error:  # e.g. a folder without read permission
+        return files, [f"cannot list the {kind} folder {display_path(folder)}: {error.strerror or error}"]
+    for path in paths:
         if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             continue
         if path.stem in files:
-            problems.append(f"two {kind}s named {path.stem!r} in {folder}: {files[path.stem].name} and {path.name}")
+            problems.append(f"two {kind}s named {display_path(path.stem)!r} in {display_path(folder)}: "
+                            f"{display_path(files[path.stem].name)} and {display_path(path.name)}")
             continue
         files[path.stem] = path
     return files, problems
@@ -210,7 +189,7 @@ def hash_split(name: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1
     for val and ``[900, 1000)`` for test. Each name is assigned on its own, so the split of a frame
     does not change when other frames are added or removed (e.g. a partial copy of the data set).
     """
-    bucket = int(hashlib.sha256(name.encode("utf-8")).hexdigest(), 16) % 1000
+    bucket = int(hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest(), 16) % 1000
     train_end = round(1000 * fractions[0])
     return "train" if bucket < train_end else "val" if bucket < train_end + round(1000 * fractions[1]) else "test"
 
@@ -296,7 +275,7 @@ class SegmentationFolder(SegmentationPairs):
             images_dir, masks_dir = images_dir / "images", images_dir / "masks"
         masks_dir = Path(masks_dir)
         pairs, problems = find_pairs(images_dir, masks_dir, mask_suffix=mask_suffix)
-        _check_pairs(pairs, problems, f"cannot pair {images_dir} with {masks_dir}")
+        _check_pairs(pairs, problems, f"cannot pair {display_path(images_dir)} with {display_path(masks_dir)}")
         if split is not None:
             split = canonical_split(split)
             pairs = [pair for pair in pairs if hash_split(pair[0]) == split]
@@ -352,14 +331,13 @@ class KvasirSEG(SegmentationFolder):
             self.split_dir.mkdir(parents=True, exist_ok=True)
             for split in SPLITS:
                 ids = [name for name in names if hash_split(name) == split]
-                text = (f"# Kvasir-SEG {split} split: {len(ids)} ids of {root}, one per line, sorted.\n"
-                        f"# Rule: sha256(id) mod 1000 < 800 train, < 900 val, else test (fcn_tutorial.data.hash_split).\n"
-                        + "".join(f"{name}\n" for name in ids))
+                text = (f"# Kvasir-SEG {split} split: {len(ids)} ids of {display_path(root)}, one per line, "
+                        f"sorted.\n# Rule: sha256(id) mod 1000 < 800 train, < 900 val, else test "
+                        f"(fcn_tutorial.data.hash_split).\n" + "".join(f"{name}\n" for name in ids))
+                data = text.encode("utf-8", "surrogateescape")  # ids are file names, whatever their bytes
                 path = self.split_dir / f"{split}.txt"
-                if not path.exists() or path.read_text() != text:
-                    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                    temporary.write_text(text)
-                    os.replace(temporary, path)
+                if not path.exists() or path.read_bytes() != data:
+                    atomic_write_bytes(path, data)
         except OSError as error:
             warnings.warn(f"could not write the Kvasir-SEG split files to {self.split_dir}: {error}", stacklevel=3)
 
@@ -386,12 +364,11 @@ class Polyps912(SegmentationPairs):
     ``fcn-tutorial data check``. ``split`` is ``"train"``, ``"valid"`` (or ``"val"``) or ``"test"``.
 
     ``root`` defaults to ``<data>/polyps912`` (``<data>``: ``$FCN_TUTORIAL_DATA`` or
-    ``~/.cache/fcn-tutorial``). Getting the archive: it is shared from Google Drive by the tutorial's
-    authors, not from a public address that we know. With its Drive file id,
-    ``fcn-tutorial data download polyps912 --gdrive-id ID`` (or ``FCN_TUTORIAL_POLYPS912_ID=ID``;
-    needs ``pip install 'fcn-tutorial[gdrive]'``) downloads and unpacks it. By hand: download
-    ``polyps_split7.zip``, unzip it, and move the folder that holds ``train/``, ``valid/`` and
-    ``test/`` to ``root``.
+    ``~/.cache/fcn-tutorial``). Getting the archive: the tutorial's authors share it from Google
+    Drive, and ``fcn-tutorial data download polyps912`` fetches it with the id that the 2017 set-up
+    script names (needs ``pip install 'fcn-tutorial[gdrive]'``; see
+    :func:`fcn_tutorial.data.download.download_polyps912`). By hand: download ``polyps_split7.zip``,
+    unzip it, and move the folder that holds ``train/``, ``valid/`` and ``test/`` to ``root``.
     """
 
     def __init__(self, root: str | os.PathLike | None = None, split: str = "train", n_classes: int = 2,
@@ -415,11 +392,6 @@ def _class_names(n_classes: int) -> tuple[str, ...]:
     if n_classes == 2:
         return ("background", "polyp")
     return ("background",) + tuple(f"class {index}" for index in range(1, n_classes))
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def _short_list(values: list[int], limit: int = 8) -> str:

@@ -63,7 +63,7 @@ def get_dataset(name_or_path: str | os.PathLike, split: str, *, transform: Calla
     """The ``split`` (``"train"``, ``"val"``/``"valid"``, ``"test"``) of a named data set or of a folder.
 
     ``root`` overrides where a named data set lives. ``download=True`` fetches a missing named data set
-    (Kvasir-SEG; CVC-912 given a Google Drive id, see :func:`~fcn_tutorial.data.download.download_polyps912`).
+    (Kvasir-SEG; CVC-912 from Google Drive, see :func:`~fcn_tutorial.data.download.download_polyps912`).
     """
     split = canonical_split(split)
     name = str(name_or_path)

@@ -13,6 +13,7 @@ only on ``(seed, split, i)``.
 
 from __future__ import annotations
 
+import numbers
 import os
 import shutil
 import tempfile
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
+
+from .decode import MAX_PIXELS_ENV, max_pixels
 
 __all__ = ["make_synthetic_polyps", "render_frame"]
 
@@ -42,7 +45,17 @@ def make_synthetic_polyps(root: str | os.PathLike, n_train: int = 80, n_valid: i
     height, width = size
     if height < 32 or width < 32:
         raise ValueError(f"synthetic frames need at least 32x32 pixels, not {width}x{height}")
+    if height * width > max_pixels():  # the limit that every frame read must pass
+        raise ValueError(f"synthetic frames of {width}x{height} pixels are more than the limit of {max_pixels():,} "
+                         f"pixels ({MAX_PIXELS_ENV})")
     counts = {"train": n_train, "valid": n_valid, "test": n_test}
+    for split, count in counts.items():
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
+            raise ValueError(f"the number of {split} frames must be a whole number >= 0, not {count!r}")
+    if not sum(counts.values()):
+        raise ValueError("a synthetic set needs at least one frame")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"the seed must be a whole number >= 0, not {seed!r}")
     root.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.", suffix=".part"))
     try:
