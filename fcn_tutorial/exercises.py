@@ -339,15 +339,15 @@ def check_random_crop(fn: Callable[..., Any]) -> CheckResult:
 
 # --- upsampling ---------------------------------------------------------------------------------------
 
-def _bilinear_variant(in_channels: int, out_channels: int, kernel_size: int, *, even_centre_shift: bool) -> torch.Tensor:
-    """A bilinear kernel with the centre at ``factor - 1``, even for even sizes (a typical mistake)."""
+def _off_centre_kernel(in_channels: int, out_channels: int, kernel_size: int) -> torch.Tensor:
+    """A typical mistake, to recognise it: the tent of ``fcn_tutorial.models.bilinear_kernel`` centred at
+    ``factor - 1`` for even sizes too (the right centre for an even size is ``factor - 0.5``)."""
     factor = (kernel_size + 1) // 2
-    centre = factor - 1 if (kernel_size % 2 == 1 or not even_centre_shift) else factor - 0.5
-    steps = torch.arange(kernel_size, dtype=torch.float64)
-    ramp = 1 - (steps - centre).abs() / factor
+    ramp = 1 - (torch.arange(kernel_size, dtype=torch.float64) - (factor - 1)).abs() / factor
+    wrong = ramp[:, None] * ramp[None, :]
     weight = torch.zeros(in_channels, out_channels, kernel_size, kernel_size, dtype=torch.float64)
     for channel in range(min(in_channels, out_channels)):
-        weight[channel, channel] = ramp[:, None] * ramp[None, :]
+        weight[channel, channel] = wrong
     return weight
 
 
@@ -374,8 +374,7 @@ def check_bilinear_kernel(fn: Callable[[int, int, int], Any]) -> CheckResult:
                     raise _Mistake(f"{call}: the kernel is also set between different channels. Channel c must be "
                                    "upsampled from channel c only: weight[c, c] is the bilinear kernel, the rest is 0.")
                 raise _Mistake(f"{call}: weight[i, j] must be 0 for i != j (each channel is upsampled on its own).")
-            if kernel_size % 2 == 0 and _close(got, _bilinear_variant(in_channels, out_channels, kernel_size,
-                                                                       even_centre_shift=False)):
+            if kernel_size % 2 == 0 and _close(got, _off_centre_kernel(in_channels, out_channels, kernel_size)):
                 raise _Mistake(f"{call}: for an even kernel size the centre lies between two pixels, at "
                                "factor - 0.5 (factor = (k + 1) // 2), not at factor - 1.")
             if _close(got / got.max(), want / want.max()):
