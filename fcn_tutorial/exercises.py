@@ -104,7 +104,8 @@ def check_conv_output_size(fn: Callable[..., int]) -> CheckResult:
             got = _as_int(got, f"conv_output_size({size}, {kernel}, {stride}, {padding})")
             if got == want:
                 continue
-            where = f"conv_output_size({size}, kernel={kernel}, stride={stride}, padding={padding}) gave {got}, expected {want}"
+            call = f"conv_output_size({size}, kernel={kernel}, stride={stride}, padding={padding})"
+            where = f"{call} gave {got}, expected {want}"
             if got == (size - kernel) // stride + 1:
                 raise _Mistake(f"{where}. The padding adds `padding` pixels on *both* sides: use size + 2 * padding.")
             if got == (size + padding - kernel) // stride + 1:
@@ -134,7 +135,8 @@ def check_upsampled_size(fn: Callable[..., int]) -> CheckResult:
                           f"upsampled_size({size}, {kernel}, {stride}, {padding})")
             if got == want:
                 continue
-            where = f"upsampled_size({size}, kernel={kernel}, stride={stride}, padding={padding}) gave {got}, expected {want}"
+            call = f"upsampled_size({size}, kernel={kernel}, stride={stride}, padding={padding})"
+            where = f"{call} gave {got}, expected {want}"
             if got == (size + 2 * padding - kernel) // stride + 1:
                 raise _Mistake(f"{where}. That is the convolution's formula; a transposed convolution runs "
                                "it backwards: (size - 1) * stride - 2 * padding + kernel.")
@@ -193,7 +195,8 @@ def check_jaccard_from_confusion(fn: Callable[[torch.Tensor], Any]) -> CheckResu
                 raise _Mistake(f"{where}. That is the Dice score; the Jaccard index is TP / (TP + FP + FN).")
             if _close(got, torch.div(tp, predicted + actual - tp, rounding_mode="floor")):
                 raise _Mistake(f"{where}. Integer division rounds to 0: convert the counts to float first.")
-            raise _Mistake(f"{where}. Per class c: TP = confusion[c, c], FP = column c without TP, FN = row c without TP.")
+            raise _Mistake(f"{where}. Per class c: TP = confusion[c, c], FP = column c without TP, "
+                           "FN = row c without TP.")
         return "per-class Jaccard matches, including nan for an absent class."
 
     return _report("jaccard_from_confusion", run)
@@ -468,16 +471,17 @@ def check_training_step(fn: Callable[..., Any]) -> CheckResult:
         if all(torch.equal(a, b) for a, b in zip(after, before)):
             raise _Mistake("the weights did not change: call loss.backward() and then optimizer.step().")
         if abs(loss.item() - want_loss) > 1e-5:
-            raise _Mistake(f"the loss was {loss.item():.5f}, expected {want_loss:.5f} for F.cross_entropy(model(images), "
-                           "masks, ignore_index=255). Return the loss computed before the step, averaged over the "
-                           "non-void pixels.")
+            raise _Mistake(f"the loss was {loss.item():.5f}, expected {want_loss:.5f} for "
+                           "F.cross_entropy(model(images), masks, ignore_index=255). Return the loss computed "
+                           "before the step, averaged over the non-void pixels.")
         if _params_close(after, correct.parameters()):
             # The step is right; does the loss go down over a few steps too?
             losses = [loss.item()] + [_as_tensor(fn(student, optimizer, images, masks), "training_step").item()
                                       for _ in range(5)]
             if not losses[-1] < losses[0]:
                 raise _Mistake(f"the loss did not decrease over six steps ({losses[0]:.4f} -> {losses[-1]:.4f}).")
-            return f"one step matches SGD on the cross-entropy without void, and the loss falls {losses[0]:.3f} -> {losses[-1]:.3f}."
+            return (f"one step matches SGD on the cross-entropy without void, and the loss falls "
+                    f"{losses[0]:.3f} -> {losses[-1]:.3f}.")
         accumulated = copy.deepcopy(model)
         _reference_step(accumulated, images, masks, lr, stale_grad=stale)
         if _params_close(after, accumulated.parameters()):
