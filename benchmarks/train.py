@@ -21,8 +21,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_tutorial.models import build_model
 from fcn_tutorial.engine import segmentation_loss
+from fcn_tutorial.models import build_model
 from fcn_tutorial.precision import cpu_supports_bf16
 
 VARIANTS = {  # name: (autocast dtype, channels-last)
