@@ -24,12 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import time
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "RUNS_ENV_VAR",
+    "runs_home",
     "TrainConfig",
     "RECIPES",
     "option",
@@ -38,6 +42,18 @@ __all__ = [
     "resumable_options",
     "build_model_for",
 ]
+
+
+RUNS_ENV_VAR = "FCN_TUTORIAL_RUNS"
+
+
+def runs_home() -> Path:
+    """The folder that holds run folders: ``$FCN_TUTORIAL_RUNS``, else ``runs`` (relative to the working folder).
+
+    ``fcn-tutorial train`` without ``--out`` starts a new run folder here. On Colab,
+    ``FCN_TUTORIAL_RUNS=/content/drive/MyDrive/fcn-runs`` keeps the runs on a mounted Google Drive.
+    """
+    return Path(os.environ.get(RUNS_ENV_VAR) or "runs").expanduser()
 
 
 def option(
@@ -54,6 +70,7 @@ def option(
     flag: str | None = None,
     resumable: bool = False,
     cli: bool = True,
+    show_default: bool = True,
 ) -> Any:
     """A :class:`TrainConfig` field with what the command line and the checks need to know about it.
 
@@ -74,6 +91,7 @@ def option(
         flag=flag,
         resumable=resumable,
         cli=cli,
+        show_default=show_default,
     )
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
@@ -115,7 +133,10 @@ class TrainConfig:
     # what to train on and where to write
     data: str = option("synthetic", "a folder in any supported layout, or kvasir-seg | polyps912 | synthetic")
     out: str = option(
-        "runs/fcn8s", "the run folder (config.json, history.csv, best.pt, last.pt, train.log, curves.png, test.json)"
+        "runs/fcn8s",
+        "the run folder (config.json, history.csv, best.pt, last.pt, train.log, curves.png, val.json, test.json); "
+        "default: a new folder <model>-<date>-<time> in $FCN_TUTORIAL_RUNS (default: runs/)",
+        show_default=False,
     )
     download: bool = option(False, "download a named data set if it is missing")
     # the network
@@ -343,7 +364,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             opening = "(" if meta["low_open"] else "["
             high = _num(meta["high"]) if meta["high"] is not None else "inf"
             help_text += f" {opening}{_num(meta['low'])} .. {high}]"
-        if default not in (None, MISSING) and not isinstance(default, bool):
+        if meta["show_default"] and default not in (None, MISSING) and not isinstance(default, bool):
             help_text += f" (default: {default})"
         parser.add_argument(
             flag,
@@ -388,8 +409,11 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
         config.out = str(resume)
         config.validate()
         return config, True
-    if "data" not in given or "out" not in given:
-        raise ValueError("train needs --data and --out (or --resume RUN_DIR)")
+    if "data" not in given:
+        raise ValueError("train needs --data (or --resume RUN_DIR)")
+    if "out" not in given:
+        model = given.get("model", TrainConfig.model)
+        given["out"] = str(runs_home() / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
     recipe = given.pop("recipe", None)
     if recipe is None and given.get("preset") == "original":
         recipe = "original"  # as before the split: --preset original brings the 2017 recipe with it

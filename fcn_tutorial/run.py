@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 
 from . import engine
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from .config import TrainConfig, build_model_for
+from .config import RUNS_ENV_VAR, TrainConfig, build_model_for, runs_home
 from .distributed import DistributedContext, all_reduce_sum, barrier, cleanup, init_distributed
 from .files import atomic_write_text
 from .history import plot_history, write_history
@@ -70,17 +70,6 @@ __all__ = [
     "final_line",
     "monitored_value",
 ]
-
-RUNS_ENV_VAR = "FCN_TUTORIAL_RUNS"
-
-
-def runs_home() -> Path:
-    """The folder that holds run folders: ``$FCN_TUTORIAL_RUNS``, else ``runs`` (relative to the working folder).
-
-    On Colab, ``FCN_TUTORIAL_RUNS=/content/drive/MyDrive/fcn-runs`` keeps runs on a mounted Drive.
-    """
-    return Path(os.environ.get(RUNS_ENV_VAR) or "runs").expanduser()
-
 
 # --------------------------------------------------------------------------------------------
 # Reproducibility

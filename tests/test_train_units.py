@@ -6,13 +6,14 @@ import dataclasses
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from fcn_tutorial import cli
-from fcn_tutorial.config import RECIPES, TrainConfig, build_model_for, config_from_args
+from fcn_tutorial.config import RECIPES, TrainConfig, build_model_for, config_from_args, runs_home
 from fcn_tutorial.distributed import ShardSampler
 from fcn_tutorial.engine import build_optimizer, build_scheduler, segmentation_loss
 from fcn_tutorial.history import plot_history, read_history, write_history
@@ -143,7 +144,7 @@ def test_cli_options_map_onto_the_config():
     assert (config.preset, config.width, config.epochs) == ("compact", 0.25, 3)
     assert (config.scale, config.time_limit) == ([0.75, 1.25], 30.0)
     assert config.progress is False and config.hflip == 0.5 and config.lr == 1e-4
-    with pytest.raises(ValueError, match="--data and --out"):
+    with pytest.raises(ValueError, match="train needs --data"):
         config_from_args(cli.build_parser().parse_args(["train", "--epochs", "3"]))
 
 
@@ -255,3 +256,13 @@ def test_moved_names_still_import_from_train_with_a_deprecation_warning():
     assert old.evaluate.__module__ == "fcn_tutorial.scoring"
     with pytest.raises(AttributeError):
         _ = old.no_such_name
+
+
+def test_runs_go_to_fcn_tutorial_runs_unless_out_is_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("FCN_TUTORIAL_RUNS", str(tmp_path / "drive" / "runs"))
+    config, _ = config_from_args(cli.build_parser().parse_args(["train", "--data", "synthetic", "--model", "fcn16s"]))
+    assert Path(config.out).parent == tmp_path / "drive" / "runs" and Path(config.out).name.startswith("fcn16s-")
+    config, _ = config_from_args(cli.build_parser().parse_args(["train", "--data", "synthetic", "--out", "mine"]))
+    assert config.out == "mine"  # --out as given, relative to the working folder
+    monkeypatch.delenv("FCN_TUTORIAL_RUNS")
+    assert runs_home() == Path("runs")
