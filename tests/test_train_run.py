@@ -140,3 +140,21 @@ def test_cache_and_channels_last_and_class_weights(synthetic_root, tmp_path):
     history = train(config)
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
     assert load_checkpoint(tmp_path / "run" / "best.pt")["config"] == dataclasses.asdict(config)
+
+
+def test_a_run_written_before_the_split_resumes(finished_run, tmp_path):
+    """last.pt and config.json in the previous format: no recipe / val_full_size, history rows without val_size."""
+    config, history = finished_run
+    run = tmp_path / "old"
+    shutil.copytree(config.out, run)
+    last = load_checkpoint(run / "last.pt")
+    last["config"] = {k: v for k, v in last["config"].items() if k not in {"recipe", "val_full_size"}}
+    last["history"] = [{k: v for k, v in row.items() if k != "val_size"} for row in last["history"]]
+    torch.save(last, run / "last.pt")
+    (run / "config.json").write_text(json.dumps(last["config"]))
+    (run / "test.json").unlink()
+    resumed = train(dataclasses.replace(config, out=str(run), epochs=4), resume=True)
+    assert len(resumed) == 4 and [row["val_size"] for row in resumed] == [0, 0, 0, 0]
+    assert without_seconds(resumed[:3]) == without_seconds(history)
+    assert list(read_history(run / "history.csv")[0]) == list(history[0])
+    assert (run / "test.json").exists()
