@@ -21,8 +21,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fcn_tutorial.engine import segmentation_loss
 from fcn_tutorial.models import build_model
-from fcn_tutorial.train import cpu_supports_bf16, segmentation_loss
+from fcn_tutorial.precision import cpu_supports_bf16
 
 VARIANTS = {  # name: (autocast dtype, channels-last)
     "fp32": (None, False),
@@ -95,7 +96,8 @@ def main() -> None:
     peak16 = matmul_peak(torch.bfloat16) if bf16 else None
     print(f"matrix-multiply peak: fp32 {peak32:.1f} GFLOP/s" + (f", bf16 {peak16:.1f} GFLOP/s" if peak16 else ""))
     print(f"FCN-8s training, batch {args.batch}, {args.size}x{args.size}, mean of {args.steps} step(s)")
-    header = f"{'preset':8} {'variant':19} {'img/s':>7} {'s/step':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} {'%fp32 pk':>8} {'%bf16 pk':>8} {'x fp32':>7}"
+    header = (f"{'preset':8} {'variant':19} {'img/s':>7} {'s/step':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} "
+              f"{'%fp32 pk':>8} {'%bf16 pk':>8} {'x fp32':>7}")
     print(header)
     results = {}
     for preset in args.presets:

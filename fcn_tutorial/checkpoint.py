@@ -1,9 +1,9 @@
 """Checkpoints that survive interruption and never run code when loaded.
 
 A checkpoint is a plain dictionary of tensors, numbers, strings, lists and dictionaries. It is
-written *atomically*: :func:`save_checkpoint` writes a temporary file in the same folder, flushes it
-to disk (``fsync``) and renames it over the old file with :func:`os.replace`, so a crash leaves either
-the old checkpoint or the new one, never half a file. :func:`load_checkpoint` uses
+written *atomically* (:mod:`fcn_tutorial.files`): :func:`save_checkpoint` writes a temporary file in the
+same folder, flushes it to disk (``fsync``) and renames it over the old file with :func:`os.replace`, so
+a crash leaves either the old checkpoint or the new one, never half a file. :func:`load_checkpoint` uses
 ``torch.load(weights_only=True)``, which only rebuilds tensors and plain Python values: a file that
 carries pickled code is refused with a :class:`ValueError` and its code never runs.
 
@@ -16,46 +16,21 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .files import atomic_write
+
 __all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "restore_rng_state"]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file, ``fsync``, ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-    return path
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make the rename itself durable (a no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write ``state`` to ``path`` atomically (:func:`fcn_tutorial.files.atomic_write`: temporary file, ``fsync``,
+    ``os.replace``)."""
+    return atomic_write(path, lambda file: torch.save(state, file))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

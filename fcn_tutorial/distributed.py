@@ -45,19 +45,19 @@ class DistributedContext:
 def init_distributed(device: str = "auto") -> DistributedContext:
     """Join the process group that ``torchrun`` set up, or describe a single process.
 
-    ``device`` is ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
-    Under ``torchrun`` on CUDA each process takes the GPU ``LOCAL_RANK``.
+    ``device`` is read by :func:`fcn_tutorial.device.resolve_device` (``"auto"``: the fastest device here;
+    a device that is not there is a ``ValueError``). Under ``torchrun`` on CUDA each process takes the GPU
+    ``LOCAL_RANK``.
     """
-    want_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    from .device import resolve_device
+
+    resolved = resolve_device(device)
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        if device == "auto":
-            name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-        else:
-            name = device
-        return DistributedContext(device=torch.device(name))
+        return DistributedContext(device=resolved)
 
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    want_cuda = resolved.type == "cuda"
     if want_cuda:
         torch.cuda.set_device(local_rank)
         process_device = torch.device("cuda", local_rank)

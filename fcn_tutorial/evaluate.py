@@ -1,40 +1,57 @@
-"""Scoring a trained checkpoint on a split: ``evaluate_checkpoint`` and ``fcn-tutorial evaluate``.
+"""Scoring a trained checkpoint on a split: ``load_model``, ``evaluate_checkpoint`` and ``fcn-tutorial evaluate``.
 
 The scores are those of the original tutorial, accumulated over the whole split (one confusion
 matrix), plus the Jaccard of each image averaged over images, which weighs small and large polyps
 alike::
 
     fcn-tutorial evaluate runs/fcn8s/best.pt --data kvasir-seg --split val --json
+    fcn-tutorial evaluate runs/fcn8s/best.pt --data my-labelled-frames/ --split all
 
-Masks are always scored at their full size. The network sees each frame at the size it was trained
-on (the run's ``--resize``; full size if it had none) and its scores are resized to the mask.
+Masks are always scored at their full size, through :mod:`fcn_tutorial.scoring`: the network sees
+each frame preprocessed exactly as in training (resized to the run's ``--resize`` with antialiasing,
+normalised if the run was) and its scores are resized to the mask. A run's ``test.json`` holds the
+same figures as ``fcn-tutorial evaluate --split test --json`` for its ``best.pt``. ``--split all``
+scores every pair of a folder (``images/`` + ``masks/``), with no train/val/test split.
+
+This module does not import the trainer: loading and scoring a checkpoint needs only the config,
+the models and the data.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from .checkpoint import load_checkpoint
-from .train import TrainConfig, build_model_for, evaluate, precision_plan
+from .config import TrainConfig, build_model_for
+from .device import resolve_device
+from .precision import AMP_CHOICES, precision_plan
+from .scoring import preprocess, score_dataset
 
-__all__ = ["load_model", "evaluate_checkpoint", "ResizedInput", "register"]
+__all__ = ["load_model", "evaluate_checkpoint", "checkpoint_report", "all_pairs", "ResizedInput", "register"]
+
+SPLIT_CHOICES = ("train", "val", "valid", "test", "all")
 
 
-def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig]:
-    """The network of a ``best.pt`` or ``last.pt`` with its weights, in eval mode, and its :class:`TrainConfig`."""
+def load_model(checkpoint: str | Path, device: str | torch.device = "auto") -> tuple[nn.Module, TrainConfig]:
+    """The network of a ``best.pt`` or ``last.pt`` with its weights, in eval mode, and its :class:`TrainConfig`.
+
+    Checkpoints of every earlier version load: their config is read with today's defaults for the
+    options that did not exist yet.
+    """
+    device = resolve_device(device)
     state = load_checkpoint(checkpoint, map_location=device)
     if "model" not in state or "config" not in state:
         raise ValueError(f"checkpoint {checkpoint} has no 'model' and 'config' entries; is it a fcn-tutorial run?")
-    config = TrainConfig.from_dict(state["config"])
+    try:
+        config = TrainConfig.from_dict(state["config"])
+    except ValueError as error:
+        raise ValueError(f"checkpoint {checkpoint} holds an invalid config: {error}") from None
     model = build_model_for(config)
     try:
         model.load_state_dict(state["model"])
@@ -44,26 +61,23 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
 
 
 class ResizedInput(nn.Module):
-    """Run ``model`` on the image resized to ``size`` and bring its scores back to the image's size.
+    """Run ``model`` on the image resized to ``size`` (and normalised) and bring its scores back to the image's size.
 
+    A module form of :func:`fcn_tutorial.scoring.predict_logits` for a batch of same-size frames.
     ``size`` is read as in :func:`fcn_tutorial.data.transforms.eval_transforms`: an int is the
     shorter side (keeping the aspect ratio), a pair is ``(height, width)``.
     """
 
-    def __init__(self, model: nn.Module, size: int | tuple[int, int]):
+    def __init__(self, model: nn.Module, size: int | tuple[int, int] | None, *, normalize: bool = False):
         super().__init__()
-        self.model, self.size = model, size
+        self.model, self.size, self.normalize = model, size, normalize
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        from torchvision.transforms.v2 import functional as TF
+        import torch.nn.functional as F
 
         height, width = images.shape[-2:]
-        logits = self.model(TF.resize(images, _as_size(self.size), antialias=True))
+        logits = self.model(preprocess(images, size=self.size, normalize=self.normalize))
         return F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)
-
-
-def _as_size(size: int | tuple[int, int]) -> list[int]:
-    return [size] if isinstance(size, int) else list(size)
 
 
 def _input_size(resize: int | str | None, config: TrainConfig) -> int | None:
@@ -72,6 +86,41 @@ def _input_size(resize: int | str | None, config: TrainConfig) -> int | None:
     if resize in (None, "full"):
         return None
     return int(resize)
+
+
+def all_pairs(data: str | Path, n_classes: int = 2):
+    """Every pair of ``data``, with no split: a plain ``images/`` + ``masks/`` folder whole, else all its splits."""
+    from torch.utils.data import ConcatDataset
+
+    from .data import SegmentationFolder, registry
+
+    path = Path(str(data)).expanduser()
+    if path.is_dir() and registry.detect_layout(path) == "images-masks":
+        return SegmentationFolder(path, n_classes=n_classes)
+    parts = []
+    for split in ("train", "val", "test"):
+        try:
+            parts.append(registry.get_dataset(str(data), split, n_classes=n_classes))
+        except (FileNotFoundError, ValueError, KeyError):
+            continue
+    if not parts:
+        raise FileNotFoundError(f"{data}: no pairs found (expected images/ + masks/, or train/val/test folders)")
+    return ConcatDataset(parts)
+
+
+def checkpoint_report(
+    checkpoint: str | Path, data: str, split: str, images: int, input_size: int | None, scores: dict[str, Any]
+) -> dict[str, Any]:
+    """What ``fcn-tutorial evaluate --json`` prints and a run writes to ``test.json``: where from, then the scores."""
+    return {
+        "checkpoint": str(checkpoint),
+        "data": str(data),
+        "split": split,
+        "images": images,
+        "input_size": input_size,
+        "scored_at": "full size",
+        **scores,
+    }
 
 
 def evaluate_checkpoint(
@@ -88,46 +137,37 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Score ``checkpoint`` on ``split`` of ``data`` (default: the data set it was trained on).
 
-    ``resize`` is the size the network sees: ``"train"`` (the run's ``--resize``), ``None`` (full
-    size) or a number of pixels. Returns pixel accuracy, per-class and mean Jaccard and Dice over the
-    whole split, and the per-image Jaccard (per class, averaged over images, and its mean).
+    ``split``: ``"train"``, ``"val"``, ``"test"``, or ``"all"`` (every pair, no split). ``resize`` is the
+    size the network sees: ``"train"`` (the run's ``--resize``), ``None``/``"full"`` (full size) or a
+    number of pixels; the masks are scored at full size either way. Returns pixel accuracy, per-class
+    and mean Jaccard and Dice over the whole split, and the per-image Jaccard (per class, averaged over
+    images, and its mean).
     """
-    from .data import registry, transforms
-    from .data.loaders import pad_collate
-    from .distributed import init_distributed
-    from .metrics import PerImageJaccard
+    from .data import registry
 
-    target_device = init_distributed(device).device
+    target_device = resolve_device(device)
     model, config = load_model(checkpoint, target_device)
     data = data or config.data
-    dataset = registry.get_dataset(data, split, transform=transforms.eval_transforms(resize=None, normalize=config.normalize))
+    if split == "all":
+        dataset = all_pairs(data, config.n_classes)
+    else:
+        dataset = registry.get_dataset(data, split, n_classes=config.n_classes)
     size = _input_size(resize, config)
-    network = ResizedInput(model, size) if size else model
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=pad_collate)
     amp_dtype, _ = precision_plan(target_device.type, amp)
-    per_image = PerImageJaccard(config.n_classes, ignore_index=255)
-    loss, scores = evaluate(network, loader, config.n_classes, target_device, amp_dtype=amp_dtype,
-                            per_image=per_image, progress=progress, desc=f"evaluating {split}")
-    per_class = per_image.mean().tolist()
-    return {
-        "checkpoint": str(checkpoint),
-        "data": str(data),
-        "split": split,
-        "images": len(dataset),
-        "input_size": size,
-        "loss": loss,
-        "pixel_accuracy": scores.pixel_accuracy,
-        "jaccard": scores.jaccard,
-        "mean_jaccard": scores.mean_jaccard,
-        "dice": scores.dice,
-        "per_image_jaccard": per_class,
-        "per_image_mean_jaccard": _nanmean(per_class),
-    }
-
-
-def _nanmean(values: list[float]) -> float:
-    kept = [v for v in values if not math.isnan(v)]
-    return sum(kept) / len(kept) if kept else math.nan
+    scores = score_dataset(
+        model,
+        dataset,
+        config.n_classes,
+        target_device,
+        input_size=size,
+        normalize=config.normalize,
+        amp_dtype=amp_dtype,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+        desc=f"evaluating {split}",
+    )
+    return checkpoint_report(checkpoint, data, split, len(dataset), size, scores)
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -135,38 +175,67 @@ def format_report(result: dict[str, Any]) -> str:
     classes = ", ".join(f"class {c} {j:.4f}" for c, j in enumerate(result["jaccard"]))
     per_image = ", ".join(f"class {c} {j:.4f}" for c, j in enumerate(result["per_image_jaccard"]))
     size = f"{result['input_size']} px" if result["input_size"] else "full size"
-    return "\n".join([
-        f"{result['checkpoint']} on {result['data']} / {result['split']} ({result['images']} images, network input {size})",
-        f"  loss {result['loss']:.4f}, pixel accuracy {result['pixel_accuracy']:.4f}",
-        f"  Jaccard over the split: {classes}; mean {result['mean_jaccard']:.4f}",
-        f"  Jaccard per image (mean over images): {per_image}; mean {result['per_image_mean_jaccard']:.4f}",
-    ])
+    return "\n".join(
+        [
+            f"{result['checkpoint']} on {result['data']} / {result['split']} ({result['images']} images, "
+            f"network input {size}, masks at full size)",
+            f"  loss {result['loss']:.4f}, pixel accuracy {result['pixel_accuracy']:.4f}",
+            f"  Jaccard over the split: {classes}; mean {result['mean_jaccard']:.4f}",
+            f"  Jaccard per image (mean over images): {per_image}; mean {result['per_image_mean_jaccard']:.4f}",
+        ]
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
-    resize = args.resize if args.resize in ("train", "full") else int(args.resize)
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, resize=resize, batch_size=args.batch_size,
-                                 num_workers=args.num_workers, device=args.device, amp=args.amp,
-                                 progress=False if args.no_progress else None)
+    resize = args.resize if args.resize in ("train", "full") else _positive_int(args.resize, "--resize")
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        args.data,
+        args.split,
+        resize=resize,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        device=args.device,
+        amp=args.amp,
+        progress=False if args.no_progress else None,
+    )
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
+
+
+def _positive_int(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be 'train', 'full' or a positive number of pixels, got {text!r}")
+    return value
 
 
 def register(subparsers) -> None:
     """Add ``fcn-tutorial evaluate`` to the command line."""
     parser = subparsers.add_parser(
-        "evaluate", help="score a checkpoint on a split",
-        description="Pixel accuracy, per-class and mean Jaccard over a split, and per-image mean Jaccard.",
+        "evaluate",
+        help="score a checkpoint on a split",
+        description="Pixel accuracy, per-class and mean Jaccard over a split, and per-image mean Jaccard, "
+        "with every mask at full size.",
     )
     parser.add_argument("checkpoint", help="best.pt or last.pt of a training run")
     parser.add_argument("--data", help="data set name or folder (default: the one the run trained on)")
-    parser.add_argument("--split", default="test", help="train, val or test (default: test)")
-    parser.add_argument("--resize", default="train",
-                        help="network input: 'train' (the run's --resize, default), 'full', or pixels")
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=SPLIT_CHOICES,
+        help="train, val, test, or all: every pair of the folder, no split (default: test)",
+    )
+    parser.add_argument(
+        "--resize", default="train", help="network input: 'train' (the run's --resize, default), 'full', or pixels"
+    )
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])
+    parser.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--amp", default="none", choices=AMP_CHOICES)
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

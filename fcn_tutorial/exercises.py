@@ -104,7 +104,8 @@ def check_conv_output_size(fn: Callable[..., int]) -> CheckResult:
             got = _as_int(got, f"conv_output_size({size}, {kernel}, {stride}, {padding})")
             if got == want:
                 continue
-            where = f"conv_output_size({size}, kernel={kernel}, stride={stride}, padding={padding}) gave {got}, expected {want}"
+            call = f"conv_output_size({size}, kernel={kernel}, stride={stride}, padding={padding})"
+            where = f"{call} gave {got}, expected {want}"
             if got == (size - kernel) // stride + 1:
                 raise _Mistake(f"{where}. The padding adds `padding` pixels on *both* sides: use size + 2 * padding.")
             if got == (size + padding - kernel) // stride + 1:
@@ -134,7 +135,8 @@ def check_upsampled_size(fn: Callable[..., int]) -> CheckResult:
                           f"upsampled_size({size}, {kernel}, {stride}, {padding})")
             if got == want:
                 continue
-            where = f"upsampled_size({size}, kernel={kernel}, stride={stride}, padding={padding}) gave {got}, expected {want}"
+            call = f"upsampled_size({size}, kernel={kernel}, stride={stride}, padding={padding})"
+            where = f"{call} gave {got}, expected {want}"
             if got == (size + 2 * padding - kernel) // stride + 1:
                 raise _Mistake(f"{where}. That is the convolution's formula; a transposed convolution runs "
                                "it backwards: (size - 1) * stride - 2 * padding + kernel.")
@@ -193,7 +195,8 @@ def check_jaccard_from_confusion(fn: Callable[[torch.Tensor], Any]) -> CheckResu
                 raise _Mistake(f"{where}. That is the Dice score; the Jaccard index is TP / (TP + FP + FN).")
             if _close(got, torch.div(tp, predicted + actual - tp, rounding_mode="floor")):
                 raise _Mistake(f"{where}. Integer division rounds to 0: convert the counts to float first.")
-            raise _Mistake(f"{where}. Per class c: TP = confusion[c, c], FP = column c without TP, FN = row c without TP.")
+            raise _Mistake(f"{where}. Per class c: TP = confusion[c, c], FP = column c without TP, "
+                           "FN = row c without TP.")
         return "per-class Jaccard matches, including nan for an absent class."
 
     return _report("jaccard_from_confusion", run)
@@ -339,15 +342,15 @@ def check_random_crop(fn: Callable[..., Any]) -> CheckResult:
 
 # --- upsampling ---------------------------------------------------------------------------------------
 
-def _bilinear_variant(in_channels: int, out_channels: int, kernel_size: int, *, even_centre_shift: bool) -> torch.Tensor:
-    """A bilinear kernel with the centre at ``factor - 1``, even for even sizes (a typical mistake)."""
+def _off_centre_kernel(in_channels: int, out_channels: int, kernel_size: int) -> torch.Tensor:
+    """A typical mistake, to recognise it: the tent of ``fcn_tutorial.models.bilinear_kernel`` centred at
+    ``factor - 1`` for even sizes too (the right centre for an even size is ``factor - 0.5``)."""
     factor = (kernel_size + 1) // 2
-    centre = factor - 1 if (kernel_size % 2 == 1 or not even_centre_shift) else factor - 0.5
-    steps = torch.arange(kernel_size, dtype=torch.float64)
-    ramp = 1 - (steps - centre).abs() / factor
+    ramp = 1 - (torch.arange(kernel_size, dtype=torch.float64) - (factor - 1)).abs() / factor
+    wrong = ramp[:, None] * ramp[None, :]
     weight = torch.zeros(in_channels, out_channels, kernel_size, kernel_size, dtype=torch.float64)
     for channel in range(min(in_channels, out_channels)):
-        weight[channel, channel] = ramp[:, None] * ramp[None, :]
+        weight[channel, channel] = wrong
     return weight
 
 
@@ -374,8 +377,7 @@ def check_bilinear_kernel(fn: Callable[[int, int, int], Any]) -> CheckResult:
                     raise _Mistake(f"{call}: the kernel is also set between different channels. Channel c must be "
                                    "upsampled from channel c only: weight[c, c] is the bilinear kernel, the rest is 0.")
                 raise _Mistake(f"{call}: weight[i, j] must be 0 for i != j (each channel is upsampled on its own).")
-            if kernel_size % 2 == 0 and _close(got, _bilinear_variant(in_channels, out_channels, kernel_size,
-                                                                       even_centre_shift=False)):
+            if kernel_size % 2 == 0 and _close(got, _off_centre_kernel(in_channels, out_channels, kernel_size)):
                 raise _Mistake(f"{call}: for an even kernel size the centre lies between two pixels, at "
                                "factor - 0.5 (factor = (k + 1) // 2), not at factor - 1.")
             if _close(got / got.max(), want / want.max()):
@@ -469,16 +471,17 @@ def check_training_step(fn: Callable[..., Any]) -> CheckResult:
         if all(torch.equal(a, b) for a, b in zip(after, before)):
             raise _Mistake("the weights did not change: call loss.backward() and then optimizer.step().")
         if abs(loss.item() - want_loss) > 1e-5:
-            raise _Mistake(f"the loss was {loss.item():.5f}, expected {want_loss:.5f} for F.cross_entropy(model(images), "
-                           "masks, ignore_index=255). Return the loss computed before the step, averaged over the "
-                           "non-void pixels.")
+            raise _Mistake(f"the loss was {loss.item():.5f}, expected {want_loss:.5f} for "
+                           "F.cross_entropy(model(images), masks, ignore_index=255). Return the loss computed "
+                           "before the step, averaged over the non-void pixels.")
         if _params_close(after, correct.parameters()):
             # The step is right; does the loss go down over a few steps too?
             losses = [loss.item()] + [_as_tensor(fn(student, optimizer, images, masks), "training_step").item()
                                       for _ in range(5)]
             if not losses[-1] < losses[0]:
                 raise _Mistake(f"the loss did not decrease over six steps ({losses[0]:.4f} -> {losses[-1]:.4f}).")
-            return f"one step matches SGD on the cross-entropy without void, and the loss falls {losses[0]:.3f} -> {losses[-1]:.3f}."
+            return (f"one step matches SGD on the cross-entropy without void, and the loss falls "
+                    f"{losses[0]:.3f} -> {losses[-1]:.3f}.")
         accumulated = copy.deepcopy(model)
         _reference_step(accumulated, images, masks, lr, stale_grad=stale)
         if _params_close(after, accumulated.parameters()):

@@ -2,7 +2,11 @@
 
 A history is a list of dictionaries with the same keys in every row::
 
-    epoch, lr, train_loss, val_loss, val_accuracy, val_jaccard_0, ..., val_jaccard_mean, seconds
+    epoch, lr, train_loss, val_loss, val_accuracy, val_jaccard_0, ..., val_jaccard_mean, val_size, seconds
+
+``val_size`` says at what size the validation masks were scored: 0 at full size (each mask as drawn),
+else the shorter side in pixels of masks resized to the training size (faster, but not the full-size
+figure that ``val.json`` and ``fcn-tutorial evaluate`` report).
 
 :func:`write_history` rewrites the whole file atomically (it is small), so the CSV always matches
 the last checkpoint; :func:`read_history` turns it back into numbers; :func:`plot_history` draws
@@ -15,16 +19,21 @@ import csv
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+
+from .files import atomic_write_text
 
 __all__ = ["history_columns", "write_history", "read_history", "plot_history"]
+
+INTEGER_COLUMNS = ("epoch", "val_size")
 
 
 def history_columns(n_classes: int) -> list[str]:
     """The CSV columns for ``n_classes`` classes, in order."""
     per_class = [f"val_jaccard_{c}" for c in range(n_classes)]
-    return ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", *per_class, "val_jaccard_mean", "seconds"]
+    return ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", *per_class, "val_jaccard_mean", "val_size",
+            "seconds"]
 
 
 def write_history(history: Sequence[dict], path: str | os.PathLike) -> Path:
@@ -36,13 +45,7 @@ def write_history(history: Sequence[dict], path: str | os.PathLike) -> Path:
     writer.writeheader()
     for row in history:
         writer.writerow({key: _format(value) for key, value in row.items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as file:
-        file.write(buffer.getvalue())
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def _format(value) -> str:
@@ -52,7 +55,7 @@ def _format(value) -> str:
 
 
 def read_history(path: str | os.PathLike) -> list[dict]:
-    """Read a ``history.csv``: ``epoch`` as ``int``, every other column as ``float``."""
+    """Read a ``history.csv``: ``epoch`` and ``val_size`` as ``int``, every other column as ``float``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"history {path} does not exist")
@@ -61,7 +64,7 @@ def read_history(path: str | os.PathLike) -> list[dict]:
     history = []
     for line, row in enumerate(rows, start=2):
         try:
-            history.append({k: int(v) if k == "epoch" else float(v) for k, v in row.items()})
+            history.append({k: int(v) if k in INTEGER_COLUMNS else float(v) for k, v in row.items()})
         except (TypeError, ValueError):
             raise ValueError(f"history {path}, line {line}: expected numbers, got {row}") from None
     return history
@@ -92,7 +95,8 @@ def plot_history(history: Sequence[dict], path: str | os.PathLike | None = None,
         best = max(history, key=lambda row: _or_minus_inf(row["val_jaccard_mean"]))
         ax_jacc.axvline(best["epoch"], color="grey", lw=0.8, ls=":", label=f"best (epoch {best['epoch']})")
     ax_jacc.set_xlabel("epoch")
-    ax_jacc.set_ylabel("validation Jaccard")
+    sizes = {row.get("val_size", 0) for row in history}
+    ax_jacc.set_ylabel("validation Jaccard" + (f" (at {sizes.pop()} px)" if len(sizes) == 1 and 0 not in sizes else ""))
     ax_jacc.set_ylim(0, 1)
     ax_jacc.legend(loc="lower right")
     if title:

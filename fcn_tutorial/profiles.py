@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import torch
+from .device import best_device_name
 
 ENV_VAR = "FCN_TUTORIAL_PROFILE"
 
@@ -99,12 +99,8 @@ PROFILES: dict[str, Profile] = {
 
 
 def default_device() -> str:
-    """The fastest device here: ``cuda``, else ``mps``, else ``cpu``."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    """The fastest device here: ``cuda``, else ``mps``, else ``cpu`` (:func:`fcn_tutorial.device.best_device_name`)."""
+    return best_device_name()
 
 
 def current_profile(name: str | None = None, *, device: str | None = None) -> Profile:

@@ -119,7 +119,7 @@ def test_same_seed_same_batches_with_0_and_2_workers():
     runs = {workers: [batches(make_loaders(dataset, dataset, batch_size=4, num_workers=workers, seed=seed).train)
                       for seed in (0, 0, 1)]
             for workers in (0, 2)}
-    for workers, (first, second, other) in runs.items():
+    for first, second, other in runs.values():
         assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second))
         assert not torch.equal(first[0][1], other[0][1])
         assert not torch.equal(first[0][1], first[3][1])  # the second epoch differs from the first

@@ -36,5 +36,6 @@ def test_two_process_training_scores_every_validation_image_once(tmp_path):
     assert single["images"] == 5
     assert last["val_accuracy"] == pytest.approx(single["pixel_accuracy"], abs=1e-12)
     for c, jaccard in enumerate(single["jaccard"]):
-        assert math.isclose(last[f"val_jaccard_{c}"], jaccard, abs_tol=1e-12) or (math.isnan(jaccard) and math.isnan(last[f"val_jaccard_{c}"]))
+        stored = last[f"val_jaccard_{c}"]
+        assert math.isclose(stored, jaccard, abs_tol=1e-12) or (math.isnan(jaccard) and math.isnan(stored))
     assert last["val_loss"] == pytest.approx(single["loss"], rel=1e-6)

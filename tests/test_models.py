@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcn_tutorial.models import (
+    MODELS,
+    PRESETS,
     FCN8s,
     FCN16s,
     FCN32s,
-    MODELS,
-    PRESETS,
     VGG16Backbone,
     bilinear_kernel,
     build_model,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fcn_tutorial import train as train_module
+from fcn_tutorial import engine
 from fcn_tutorial.checkpoint import load_checkpoint
 from fcn_tutorial.data import make_synthetic_polyps
 from fcn_tutorial.history import read_history
@@ -29,7 +29,7 @@ def synthetic_root(tmp_path_factory):
 def tiny_config(root, out, **options) -> TrainConfig:
     """A network and data small enough for a few epochs in about a second."""
     values = dict(data=str(root), out=str(out), model="fcn8s", preset="compact", width=0.0625, crop_size=32,
-                  batch_size=4, eval_batch_size=2, epochs=2, lr=1e-3, progress=False, seed=0)
+                  batch_size=4, eval_batch_size=2, epochs=2, lr=1e-3, progress=False, seed=0, num_workers=0)
     values.update(options)
     return TrainConfig(**values)
 
@@ -50,15 +50,17 @@ def test_a_run_folder_holds_everything(finished_run):
     config, history = finished_run
     run = Path(config.out)
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["config.json", "history.csv", "curves.png", "train.log", "best.pt", "last.pt", "test.json"])
+        ["config.json", "history.csv", "curves.png", "train.log", "best.pt", "last.pt", "val.json", "test.json"])
     assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())) == config
     assert read_history(run / "history.csv") == history and len(history) == 3
     assert list(history[0]) == ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", "val_jaccard_0",
-                                "val_jaccard_1", "val_jaccard_mean", "seconds"]
+                                "val_jaccard_1", "val_jaccard_mean", "val_size", "seconds"]
+    assert all(row["val_size"] == 0 for row in history)  # no --resize: validation at full size
     assert history[2]["lr"] < history[1]["lr"] < history[0]["lr"]  # cosine schedule
     log = (run / "train.log").read_text()
     epoch_lines = re.findall(r"^EPOCH \d+: Avg epoch training cost train [\d.]+, cost val [\d.]+, acc val [\d.]+, "
-                             r"jacc val class 0 [\d.]+, jacc val class 1 [\d.]+, jacc val [\d.]+ took [\d.]+ s$", log, re.M)
+                             r"jacc val class 0 [\d.]+, jacc val class 1 [\d.]+, jacc val [\d.]+ took [\d.]+ s$",
+                             log, re.M)
     assert len(epoch_lines) == 3
     assert re.search(r"^FINAL MODEL: err test [\d.]+, acc test [\d.]+, jacc test class 0 [\d.]+, "
                      r"jacc test class 1 [\d.]+, jacc test [\d.]+$", log, re.M)
@@ -73,17 +75,17 @@ def test_a_run_folder_holds_everything(finished_run):
 def test_an_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path, monkeypatch):
     config, straight = finished_run
     interrupted = dataclasses.replace(config, out=str(tmp_path / "resumed"))
-    real_epoch = train_module.train_one_epoch
+    real_epoch = engine.train_one_epoch
 
     def ctrl_c_in_epoch_2(*args, epoch, **kwargs):
         if epoch == 2:
             raise KeyboardInterrupt
         return real_epoch(*args, epoch=epoch, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_one_epoch", ctrl_c_in_epoch_2)
+    monkeypatch.setattr(engine, "train_one_epoch", ctrl_c_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         train(interrupted)
-    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+    monkeypatch.setattr(engine, "train_one_epoch", real_epoch)
     assert len(read_history(tmp_path / "resumed" / "history.csv")) == 1
     resumed = train(interrupted, resume=True)
     assert without_seconds(resumed) == without_seconds(straight)
@@ -97,7 +99,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(finished_ru
     run = tmp_path / "run"
     shutil.copytree(config.out, run)
     good = (run / "last.pt").read_bytes()
-    real_loss = train_module.segmentation_loss
+    real_loss = engine.segmentation_loss
     calls = []
 
     def poisoned(logits, target, weight=None):
@@ -105,7 +107,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(finished_ru
         loss = real_loss(logits, target, weight)
         return loss * math.nan if len(calls) == 2 else loss  # the second batch of epoch 4
 
-    monkeypatch.setattr(train_module, "segmentation_loss", poisoned)
+    monkeypatch.setattr(engine, "segmentation_loss", poisoned)
     with pytest.raises(NonFiniteLossError, match="epoch 4, batch 2"):
         train(dataclasses.replace(config, out=str(run), epochs=5), resume=True)
     assert (run / "last.pt").read_bytes() == good
@@ -138,3 +140,21 @@ def test_cache_and_channels_last_and_class_weights(synthetic_root, tmp_path):
     history = train(config)
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
     assert load_checkpoint(tmp_path / "run" / "best.pt")["config"] == dataclasses.asdict(config)
+
+
+def test_a_run_written_before_the_split_resumes(finished_run, tmp_path):
+    """last.pt and config.json in the previous format: no recipe / val_full_size, history rows without val_size."""
+    config, history = finished_run
+    run = tmp_path / "old"
+    shutil.copytree(config.out, run)
+    last = load_checkpoint(run / "last.pt")
+    last["config"] = {k: v for k, v in last["config"].items() if k not in {"recipe", "val_full_size"}}
+    last["history"] = [{k: v for k, v in row.items() if k != "val_size"} for row in last["history"]]
+    torch.save(last, run / "last.pt")
+    (run / "config.json").write_text(json.dumps(last["config"]))
+    (run / "test.json").unlink()
+    resumed = train(dataclasses.replace(config, out=str(run), epochs=4), resume=True)
+    assert len(resumed) == 4 and [row["val_size"] for row in resumed] == [0, 0, 0, 0]
+    assert without_seconds(resumed[:3]) == without_seconds(history)
+    assert list(read_history(run / "history.csv")[0]) == list(history[0])
+    assert (run / "test.json").exists()

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from fcn_tutorial import cli
+from fcn_tutorial.config import RECIPES, TrainConfig, build_model_for, config_from_args, runs_home
 from fcn_tutorial.distributed import ShardSampler
+from fcn_tutorial.engine import build_optimizer, build_scheduler, segmentation_loss
 from fcn_tutorial.history import plot_history, read_history, write_history
-from fcn_tutorial.train import (
-    PRESET_RECIPES,
-    TrainConfig,
-    build_optimizer,
-    build_scheduler,
-    config_from_args,
-    cpu_supports_bf16,
-    epoch_line,
-    epoch_seed,
-    precision_plan,
-    segmentation_loss,
-)
+from fcn_tutorial.precision import cpu_supports_bf16, precision_plan
+from fcn_tutorial.run import epoch_line, epoch_seed
 
 
 @pytest.mark.parametrize(
@@ -126,14 +121,17 @@ def test_schedules(schedule):
         assert rates[0] < 0.01 and max(rates) == pytest.approx(0.1) and rates[-1] < 0.001
 
 
-def test_config_round_trips_through_json_and_the_original_preset_sets_its_recipe():
-    config = TrainConfig.for_preset("original", data="polyps912", out="runs/x", epochs=5)
+def test_config_round_trips_through_json_and_the_original_recipe_sets_its_options():
+    config = TrainConfig.for_recipe("original", data="polyps912", out="runs/x", epochs=5)
+    assert config.preset == "original" and config.recipe == "original"
     assert config.hflip == 1.0 and config.lr == 1e-4 and config.batch_size == 10 and config.patience == 100
     assert config.epochs == 5  # explicit options win over the recipe
     assert TrainConfig.from_dict(json.loads(config.to_json())) == config
     with pytest.raises(ValueError, match="unknown training options"):
         TrainConfig.from_dict({"learning_rate": 1})
-    assert PRESET_RECIPES["original"]["crop_size"] == 224
+    assert RECIPES["original"]["crop_size"] == 224
+    with pytest.warns(DeprecationWarning, match="for_recipe"):
+        assert TrainConfig.for_preset("original", data="polyps912", out="runs/x", epochs=5) == config
 
 
 def test_cli_options_map_onto_the_config():
@@ -143,9 +141,10 @@ def test_cli_options_map_onto_the_config():
     )
     config, resume = config_from_args(args)
     assert not resume
-    assert (config.preset, config.width, config.epochs, config.scale, config.time_limit) == ("compact", 0.25, 3, [0.75, 1.25], 30.0)
+    assert (config.preset, config.width, config.epochs) == ("compact", 0.25, 3)
+    assert (config.scale, config.time_limit) == ([0.75, 1.25], 30.0)
     assert config.progress is False and config.hflip == 0.5 and config.lr == 1e-4
-    with pytest.raises(ValueError, match="--data and --out"):
+    with pytest.raises(ValueError, match="train needs --data"):
         config_from_args(cli.build_parser().parse_args(["train", "--epochs", "3"]))
 
 
@@ -188,6 +187,11 @@ def test_the_original_preset_on_the_command_line_and_resume_rules(tmp_path):
                                           "--preset", "original", "--epochs", "2"])
     config, _ = config_from_args(args)
     assert (config.preset, config.hflip, config.lr, config.batch_size, config.epochs) == ("original", 1.0, 1e-4, 10, 2)
+    assert config.recipe == "original"
+    args = cli.build_parser().parse_args(["train", "--data", "polyps912", "--out", str(tmp_path / "run"),
+                                          "--recipe", "original", "--preset", "compact"])
+    config, _ = config_from_args(args)
+    assert (config.preset, config.hflip, config.batch_size) == ("compact", 1.0, 10)  # the recipe, another network
     run = tmp_path / "cosine"
     run.mkdir()
     (run / "config.json").write_text(TrainConfig(out=str(run), schedule="cosine", epochs=4).to_json())
@@ -200,8 +204,6 @@ def test_the_original_preset_on_the_command_line_and_resume_rules(tmp_path):
 
 
 def test_batch_norm_on_the_command_line_builds_a_vgg16_bn_backbone():
-    from fcn_tutorial.train import build_model_for
-
     args = cli.build_parser().parse_args(["train", "--data", "synthetic", "--out", "unused", "--preset", "compact",
                                           "--width", "0.0625", "--batch-norm"])
     config, _ = config_from_args(args)
@@ -209,3 +211,58 @@ def test_batch_norm_on_the_command_line_builds_a_vgg16_bn_backbone():
     model = build_model_for(config)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 13
     assert TrainConfig.from_dict(json.loads(config.to_json())).batch_norm is True  # survives config.json
+
+
+def test_every_config_field_is_a_command_line_option_with_its_help():
+    parser = cli.build_parser()
+    train_parser = parser._subparsers._group_actions[0].choices["train"]
+    options = {action.dest: action for action in train_parser._actions}
+    for spec in dataclasses.fields(TrainConfig):
+        if spec.metadata["cli"]:
+            assert spec.name in options, spec.name
+            assert options[spec.name].help.startswith(spec.metadata["help"])
+            assert options[spec.name].choices in (None, spec.metadata["choices"])
+    assert "deterministic" not in options  # cli=False
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--width", "inf"], r"--width must be in \(0, 4\], got inf"),
+    (["--resize", "0"], r"--resize must be in \[1, 8192\], got 0"),
+    (["--n-train", "-2"], r"--n-train must be"),
+    (["--class-weights", "1"], "one weight per class"),
+    (["--monitor", "7"], "--monitor must be"),
+])
+def test_options_out_of_range_are_one_line_errors(arguments, message, capsys):
+    assert cli.main(["train", "--data", "synthetic", "--out", "never-written", *arguments]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err
+
+
+def test_a_stored_config_is_validated_when_loaded():
+    with pytest.raises(ValueError, match="--width"):
+        TrainConfig.from_dict({"width": 1000})
+    with pytest.raises(ValueError, match="--lr must be a number"):
+        TrainConfig.from_dict({"lr": "fast"})
+
+
+def test_moved_names_still_import_from_train_with_a_deprecation_warning():
+    import fcn_tutorial.train as old
+
+    with pytest.warns(DeprecationWarning, match="fcn_tutorial.precision.precision_plan"):
+        assert old.precision_plan is precision_plan
+    with pytest.warns(DeprecationWarning, match="RECIPES"):
+        assert old.PRESET_RECIPES is RECIPES
+    assert old.TrainConfig is TrainConfig and old.train_one_epoch.__module__ == "fcn_tutorial.engine"
+    assert old.evaluate.__module__ == "fcn_tutorial.scoring"
+    with pytest.raises(AttributeError):
+        _ = old.no_such_name
+
+
+def test_runs_go_to_fcn_tutorial_runs_unless_out_is_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("FCN_TUTORIAL_RUNS", str(tmp_path / "drive" / "runs"))
+    config, _ = config_from_args(cli.build_parser().parse_args(["train", "--data", "synthetic", "--model", "fcn16s"]))
+    assert Path(config.out).parent == tmp_path / "drive" / "runs" and Path(config.out).name.startswith("fcn16s-")
+    config, _ = config_from_args(cli.build_parser().parse_args(["train", "--data", "synthetic", "--out", "mine"]))
+    assert config.out == "mine"  # --out as given, relative to the working folder
+    monkeypatch.delenv("FCN_TUTORIAL_RUNS")
+    assert runs_home() == Path("runs")

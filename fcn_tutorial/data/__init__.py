@@ -8,7 +8,9 @@ Every data set returns ``(image, mask)``: a ``float32`` ``3 x H x W`` image in `
     train = KvasirSEG(split="train", download=True, transform=train_transforms(crop_size=224))
 """
 
+from .check import FolderReport, check_folder
 from .datasets import (
+    IMAGE_SUFFIXES,
     VOID,
     KvasirSEG,
     Polyps912,
@@ -19,7 +21,6 @@ from .datasets import (
     read_image,
     read_mask,
 )
-from .check import FolderReport, check_folder
 from .download import cache_home, data_home, download_kvasir_seg, download_polyps912
 from .loaders import Loaders, make_loaders, pad_collate
 from .registry import PolypData, detect_layout, get_dataset, load_polyp_data
@@ -28,6 +29,7 @@ from .transforms import eval_transforms, original_preset, train_transforms
 
 __all__ = [
     "VOID",
+    "IMAGE_SUFFIXES",
     "SegmentationPairs",
     "Polyps912",
     "KvasirSEG",

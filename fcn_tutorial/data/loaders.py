@@ -1,9 +1,13 @@
 """DataLoaders for segmentation: seeded augmentation, and batches of frames of different sizes.
 
-:func:`make_loaders` builds the training, validation and test loaders. Its randomness is a function
-of ``seed`` alone: the order of the training frames comes from a generator seeded with ``seed``, and
-the augmentation of frame ``i`` in epoch ``e`` runs under the torch seed ``(seed, e, i)``, whichever
-worker process draws it. So the same seed gives the same batches with 0 or 2 workers, run after run.
+:func:`make_loaders` builds the training, validation and test loaders, the same ones a training run
+uses (:func:`make_train_loader`, :func:`make_eval_loader`). Its randomness is a function of ``seed``
+alone: the order of the training frames in epoch ``e`` comes from ``(seed, e)``, and the augmentation
+of frame ``i`` in epoch ``e`` runs under the torch seed ``(seed, e, i)``, whichever worker process draws
+it. So the same seed gives the same batches with 0 or 2 workers, run after run, and after a resume.
+
+Worker processes default to :func:`default_num_workers` (from ``os.cpu_count()``); memory is pinned
+for faster copies when the frames go to a CUDA GPU.
 
 :func:`pad_collate` stacks frames of different sizes into one batch, padding images with 0 and masks
 with :data:`~fcn_tutorial.data.VOID` (ignored by the loss and the metrics).
@@ -11,17 +15,29 @@ with :data:`~fcn_tutorial.data.VOID` (ignored by the loss and the metrics).
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .datasets import VOID
 
-__all__ = ["Loaders", "SeededItems", "EpochSampler", "make_loaders", "pad_collate", "seed_worker"]
+__all__ = [
+    "Loaders",
+    "SeededItems",
+    "EpochSampler",
+    "default_num_workers",
+    "frames_collate",
+    "make_loaders",
+    "make_train_loader",
+    "make_eval_loader",
+    "pad_collate",
+    "seed_worker",
+]
 
 
 def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]], *, image_fill: float = 0.0,
@@ -95,6 +111,64 @@ class EpochSampler(Sampler):
         return len(self.sampler)
 
 
+def default_num_workers() -> int:
+    """DataLoader worker processes when none are asked for: one per CPU core beyond the main process, at most 4.
+
+    The main process runs the network; the workers decode and augment frames beside it. On a 2-core
+    machine this is 1, on Colab's 2-vCPU runtime 1, on an 8-core workstation 4.
+    """
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def frames_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Keep the frames of a batch as two lists: scoring brings each to the network's size on its own."""
+    images, masks = zip(*batch)
+    return [image.as_subclass(torch.Tensor) for image in images], [mask.as_subclass(torch.Tensor) for mask in masks]
+
+
+def make_train_loader(dataset: Dataset, *, batch_size: int, seed: int = 0, num_workers: int | None = None,
+                      rank: int = 0, world_size: int = 1, pin_memory: bool = False, drop_last: bool = False,
+                      persistent_workers: bool = True, sampler: Sampler | None = None) -> DataLoader:
+    """Shuffled training batches whose order and augmentation depend on ``(seed, epoch)`` only.
+
+    Call ``loader.sampler.set_epoch(e)`` before epoch ``e`` (otherwise each pass counts up from 1). The
+    order comes from a ``DistributedSampler`` (seeded by ``seed``, reshuffled per epoch, one shard per
+    process under ``torchrun``), and frame ``i`` of epoch ``e`` is augmented under the seed
+    ``(seed, e, i)`` in whichever worker draws it (:class:`SeededItems`). So a resumed run, or one with
+    another ``num_workers``, sees the same batches. ``num_workers=None``: :func:`default_num_workers`.
+    ``sampler`` replaces that order (it then decides what ``set_epoch`` does).
+    """
+    if batch_size < 1:
+        raise ValueError(f"the batch size must be positive, not {batch_size}")
+    num_workers = default_num_workers() if num_workers is None else num_workers
+    order = sampler or DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    return DataLoader(
+        SeededItems(dataset, seed), batch_size=batch_size, sampler=EpochSampler(order), collate_fn=pad_collate,
+        drop_last=drop_last, num_workers=num_workers, worker_init_fn=seed_worker, pin_memory=pin_memory,
+        persistent_workers=persistent_workers and num_workers > 0,
+        # Its own generator: starting workers must not draw from the global one, which drives dropout.
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def make_eval_loader(dataset: Dataset, *, batch_size: int = 1, num_workers: int | None = 0, rank: int = 0,
+                     world_size: int = 1, pin_memory: bool = False, collate_fn=frames_collate,
+                     persistent_workers: bool = False) -> DataLoader:
+    """Every frame of ``dataset`` exactly once, in order, split over ``world_size`` processes without padding.
+
+    Batches are lists of frames (:func:`frames_collate`), as :func:`fcn_tutorial.scoring.evaluate` takes
+    them; pass ``collate_fn=pad_collate`` for padded tensors instead.
+    """
+    from ..distributed import ShardSampler
+
+    if batch_size < 1:
+        raise ValueError(f"the evaluation batch size must be positive, not {batch_size}")
+    num_workers = default_num_workers() if num_workers is None else num_workers
+    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), rank, world_size),
+                      collate_fn=collate_fn, num_workers=num_workers, worker_init_fn=seed_worker,
+                      pin_memory=pin_memory, persistent_workers=persistent_workers and num_workers > 0)
+
+
 @dataclass
 class Loaders:
     """The loaders of a data set: ``train``, ``val`` (also ``valid``) and ``test`` (None when not given)."""
@@ -109,29 +183,31 @@ class Loaders:
 
 
 def make_loaders(train_set: Dataset, val_set: Dataset, test_set: Dataset | None = None, *, batch_size: int = 10,
-                 eval_batch_size: int = 1, num_workers: int = 2, seed: int = 0, sampler: Sampler | None = None,
-                 pin_memory: bool = False, drop_last: bool = False, persistent_workers: bool = False) -> Loaders:
-    """Training, validation and test DataLoaders, reproducible from ``seed``.
+                 eval_batch_size: int = 1, num_workers: int | None = None, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, sampler: Sampler | None = None, pin_memory: bool | None = None,
+                 drop_last: bool = False, persistent_workers: bool = False) -> Loaders:
+    """Training, validation and test DataLoaders, reproducible from ``seed``: the loaders a training run uses.
 
-    Training: shuffled (or ordered by ``sampler``, e.g. a ``DistributedSampler`` for multi-GPU runs),
-    ``batch_size`` frames per batch, augmentation seeded per frame and epoch (see the module's doc),
-    so the same seed gives the same batches with any ``num_workers``. Validation and test: in order,
-    ``eval_batch_size`` full-size frames per batch (1 as in the 2017 tutorial; more are padded with
-    VOID by :func:`pad_collate`). ``persistent_workers`` keeps worker processes between epochs.
+    Training: :func:`make_train_loader` (shuffled per ``(seed, epoch)``, augmentation seeded per frame
+    and epoch, so the same seed gives the same batches with any ``num_workers``). Validation and test:
+    in order, ``eval_batch_size`` frames per batch (1 as in the 2017 tutorial; more are padded with VOID
+    by :func:`pad_collate`). ``num_workers=None``: :func:`default_num_workers`; ``pin_memory=None``: on
+    when CUDA is available. ``rank``/``world_size``: this process's shard under ``torchrun``;
+    ``sampler`` replaces the training order.
     """
     if batch_size < 1 or eval_batch_size < 1:
         raise ValueError(f"batch sizes must be positive, not {batch_size} and {eval_batch_size}")
-    workers = dict(num_workers=num_workers, worker_init_fn=seed_worker, pin_memory=pin_memory,
-                   persistent_workers=persistent_workers and num_workers > 0)
-    order = sampler if sampler is not None else RandomSampler(train_set, generator=torch.Generator().manual_seed(seed))
-    train = DataLoader(SeededItems(train_set, seed), batch_size=batch_size, sampler=EpochSampler(order),
-                       generator=torch.Generator().manual_seed(seed), collate_fn=pad_collate, drop_last=drop_last,
-                       **workers)
+    num_workers = default_num_workers() if num_workers is None else num_workers
+    pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+    train = make_train_loader(train_set, batch_size=batch_size, seed=seed, num_workers=num_workers, rank=rank,
+                              world_size=world_size, pin_memory=pin_memory, drop_last=drop_last,
+                              persistent_workers=persistent_workers, sampler=sampler)
 
     def evaluation(dataset: Dataset | None) -> DataLoader | None:
         if dataset is None:
             return None
-        return DataLoader(dataset, batch_size=eval_batch_size, shuffle=False, collate_fn=pad_collate,
-                          generator=torch.Generator().manual_seed(seed), **workers)
+        return make_eval_loader(dataset, batch_size=eval_batch_size, num_workers=num_workers, rank=rank,
+                                world_size=world_size, pin_memory=pin_memory, collate_fn=pad_collate,
+                                persistent_workers=persistent_workers)
 
     return Loaders(train, evaluation(val_set), evaluation(test_set))

@@ -26,7 +26,7 @@ All models return logits ``N x n_classes x H x W`` for an ``N x 3 x H x W`` inpu
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -1,0 +1,111 @@
+"""The training loop itself: :func:`train_one_epoch`, and :func:`evaluate` to score a split.
+
+This module holds what chapter 6 prints: one pass over the training batches, and the loss and
+optimiser that go with it. It knows nothing about run folders, checkpoints or time limits
+(:mod:`fcn_tutorial.run`), nor about the command line (:mod:`fcn_tutorial.train`). :func:`evaluate`
+is the package's one scoring function, :func:`fcn_tutorial.scoring.evaluate`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .data import VOID
+from .distributed import all_reduce_sum
+from .progress import progress_bar
+from .scoring import evaluate
+
+__all__ = [
+    "NonFiniteLossError",
+    "segmentation_loss",
+    "build_optimizer",
+    "build_scheduler",
+    "train_one_epoch",
+    "evaluate",
+]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the weights were not changed by that batch."""
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Pixel-wise cross-entropy, void pixels ignored, averaged over the non-void pixels of the batch."""
+    return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=VOID)
+
+
+def build_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
+    """Adam (default) or SGD with momentum, per ``config``; weight decay applies to weights, not biases."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    raise ValueError(f"--optimizer must be adam or sgd, got {config.optimizer!r}")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config, steps_per_epoch: int):
+    """The learning-rate schedule of ``config``, stepped after every batch (``None`` for a constant rate)."""
+    total_steps = max(1, config.epochs * steps_per_epoch)
+    if config.schedule == "constant":
+        return None
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
+    raise ValueError(f"--schedule must be constant, cosine or onecycle, got {config.schedule!r}")
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    *,
+    scheduler=None,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype | None = None,
+    class_weights: torch.Tensor | None = None,
+    channels_last: bool = False,
+    epoch: int = 0,
+    progress: bool | None = None,
+) -> float:
+    """Train on every batch of ``loader`` once; return the mean batch loss (averaged over processes).
+
+    Raises :class:`NonFiniteLossError` at the first NaN or infinite loss, before the weights change.
+    """
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    bar = progress_bar(loader, progress=progress, desc=f"epoch {epoch}", leave=False, unit="batch")
+    for step, (images, masks) in enumerate(bar):
+        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = model(images)
+        loss = segmentation_loss(logits, masks, class_weights)
+        non_finite = all_reduce_sum((~torch.isfinite(loss)).float())  # every process stops together
+        if non_finite.item():
+            raise NonFiniteLossError(
+                f"the training loss is {loss.item()} at epoch {epoch}, batch {step + 1}; stopped before "
+                f"changing the weights (lower --lr, or try --amp none)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss.detach()
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    totals = all_reduce_sum(torch.stack([loss_sum, torch.tensor(len(loader), dtype=torch.float64, device=device)]))
+    return (totals[0] / totals[1].clamp(min=1)).item()

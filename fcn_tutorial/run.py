@@ -1,0 +1,516 @@
+"""A training run: :func:`train` turns a :class:`~fcn_tutorial.config.TrainConfig` into a run folder.
+
+The loop follows torchvision's ``references/segmentation/train.py``: each epoch trains on all batches
+(:func:`~fcn_tutorial.engine.train_one_epoch`) and then scores the validation split
+(:func:`~fcn_tutorial.scoring.evaluate`); the best weights by validation Jaccard are kept, and training
+stops early when the validation Jaccard has not improved for ``patience`` epochs, or before an epoch
+that would end after ``time_limit``. A run folder holds::
+
+    config.json   every option of the run
+    history.csv   one row per epoch (losses, validation accuracy and Jaccard, val_size, learning rate, seconds)
+    curves.png    the history drawn (redrawn at most once a minute, and at the end)
+    train.log     the log lines, e.g. "EPOCH 3: Avg epoch training cost train ... took 12.3 s"
+    best.pt       the weights with the best validation Jaccard so far
+    last.pt       everything needed to resume: weights, optimiser, scheduler, scaler, RNG states
+    val.json      the best epoch's validation scores at full size
+    test.json     the best epoch's test scores at full size (the same as ``fcn-tutorial evaluate``)
+
+With ``--resize``, the per-epoch validation scores the masks resized to the training size (faster; its
+``val_size`` column and log lines say so) unless ``val_full_size`` is set; ``val.json`` and
+``test.json`` are always at full size, in fp32, exactly as ``fcn-tutorial evaluate`` scores them.
+
+Nothing is lost on interruption: checkpoints are written atomically after every epoch, and the data
+order and augmentation of epoch ``e`` derive from ``(seed, e)`` only, so ``resume=True`` continues a
+killed run to the same weights, bit for bit, as a run that was never interrupted.
+
+Run folders live under ``$FCN_TUTORIAL_RUNS`` (default ``runs/``, see :func:`runs_home`) unless ``out``
+names another place, e.g. a mounted Google Drive on Colab.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset, Subset
+from torchvision import tv_tensors
+from tqdm.auto import tqdm
+
+from . import engine
+from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from .config import RUNS_ENV_VAR, TrainConfig, build_model_for, runs_home
+from .distributed import DistributedContext, all_reduce_sum, barrier, cleanup, init_distributed
+from .files import atomic_write_text
+from .history import plot_history, write_history
+from .precision import precision_plan
+from .progress import progress_bar
+from .scoring import evaluate, score_dataset
+
+__all__ = [
+    "RUNS_ENV_VAR",
+    "runs_home",
+    "train",
+    "build_datasets",
+    "InMemoryDataset",
+    "epoch_seed",
+    "seed_everything",
+    "configure_determinism",
+    "RunLog",
+    "epoch_line",
+    "final_line",
+    "monitored_value",
+]
+
+# --------------------------------------------------------------------------------------------
+# Reproducibility
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of epoch ``epoch`` on process ``rank``: data order and augmentation depend on nothing else."""
+    return (seed * 1_000_003 + epoch * 1_009 + rank) % 2**63
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_determinism(config: TrainConfig, device: torch.device) -> None:
+    """Deterministic kernels (CPU default), so a seed fixes the result."""
+    deterministic = config.deterministic if config.deterministic is not None else device.type == "cpu"
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+
+
+# --------------------------------------------------------------------------------------------
+# Data sets of a run
+
+
+class InMemoryDataset(Dataset):
+    """Decode every pair once (through ``prepare``, e.g. a resize), keep them as uint8, augment on access.
+
+    Large JPEGs take longer to decode and resize than a small network takes to train on them; this
+    takes that work out of every epoch after the first. The resized frames are rounded to 8 bits, a
+    difference of at most half a grey level from the frames that inference resizes in fp32.
+    """
+
+    def __init__(self, dataset: Dataset, transform: Callable | None = None, *, progress: bool | None = None):
+        self.transform = transform
+        self.images, self.masks = [], []
+        for image, mask in progress_bar(dataset, progress=progress, desc="caching frames", leave=False):
+            self.images.append((image.as_subclass(torch.Tensor) * 255).round().to(torch.uint8))
+            self.masks.append(mask.as_subclass(torch.Tensor).to(torch.uint8))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        # tv_tensors tell the v2 transforms which tensor is the image and which the mask
+        image = tv_tensors.Image(self.images[index].float() / 255)
+        mask = tv_tensors.Mask(self.masks[index].long())
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image, mask
+
+
+def validation_size(config: TrainConfig) -> int:
+    """The shorter side of the masks that the per-epoch validation scores (0: full size, as drawn)."""
+    return 0 if config.val_full_size or config.resize is None else config.resize
+
+
+def build_datasets(config: TrainConfig, ctx: DistributedContext | None = None) -> dict[str, Dataset]:
+    """The splits of a run, per ``config``.
+
+    ``train``: augmented (and resized) training pairs; ``val``: the per-epoch validation pairs, at
+    :func:`validation_size`; ``val_full`` and ``test`` (where the data set has a test split): untouched
+    full-size pairs for the final scores. Normalisation is left to the scoring (``config.normalize``).
+    """
+    from .data import registry, transforms
+
+    progress = config.progress if ctx is None or ctx.is_main else False
+    augment = dict(
+        crop_size=config.crop_size,
+        hflip=config.hflip,
+        vflip=config.vflip,
+        rotation=config.rotation,
+        scale=tuple(config.scale) if config.scale else None,
+        color_jitter=config.color_jitter,
+        normalize=config.normalize,
+    )
+    val_resize = validation_size(config) or None
+
+    def load(split: str, count: int | None, transform: Callable | None) -> Dataset:
+        dataset = registry.get_dataset(
+            config.data,
+            split,
+            transform=transform,
+            n_classes=config.n_classes,
+            download=config.download and split == "train",
+        )
+        return _evenly_spread(dataset, count)
+
+    def resized(resize: int | None) -> Callable | None:
+        return transforms.eval_transforms(resize=resize) if resize else None
+
+    datasets: dict[str, Dataset] = {}
+    if config.cache:  # frames are decoded and resized once; only the rest runs at every access
+        datasets["train"] = InMemoryDataset(
+            load("train", config.n_train, resized(config.resize)),
+            transforms.train_transforms(**augment),
+            progress=progress,
+        )
+        datasets["val"] = InMemoryDataset(load("val", config.n_eval, resized(val_resize)), progress=progress)
+    else:
+        datasets["train"] = load("train", config.n_train, transforms.train_transforms(resize=config.resize, **augment))
+        datasets["val"] = load("val", config.n_eval, resized(val_resize))
+    datasets["val_full"] = load("val", config.n_eval, None)
+    try:
+        datasets["test"] = load("test", config.n_eval, None)
+    except (FileNotFoundError, ValueError, KeyError):
+        pass  # a data set without a test split: no final test scores
+    return datasets
+
+
+def _evenly_spread(dataset: Dataset, count: int | None) -> Dataset:
+    """``count`` items spread evenly over ``dataset`` (all of them when ``count`` is None or too large)."""
+    if count is None or count >= len(dataset):
+        return dataset
+    return Subset(dataset, torch.linspace(0, len(dataset) - 1, count).round().long().tolist())
+
+
+# --------------------------------------------------------------------------------------------
+# Logging
+
+
+class RunLog:
+    """Log lines to the terminal (above any progress bar) and to ``train.log``; silent off rank 0."""
+
+    def __init__(self, path: Path | None, enabled: bool = True):
+        self.path, self.enabled = path, enabled
+
+    def __call__(self, line: str) -> None:
+        if not self.enabled:
+            return
+        tqdm.write(line, file=sys.stdout)
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as file:
+                file.write(line + "\n")
+
+
+def epoch_line(row: dict, n_classes: int) -> str:
+    """The original tutorial's log line for one epoch (and the validation size when it is not full size)."""
+    classes = ", ".join(f"jacc val class {c} {row[f'val_jaccard_{c}']:f}" for c in range(n_classes))
+    line = (
+        f"EPOCH {row['epoch']}: Avg epoch training cost train {row['train_loss']:f}, cost val {row['val_loss']:f}, "
+        f"acc val {row['val_accuracy']:f}, {classes}, jacc val {row['val_jaccard_mean']:f} took {row['seconds']:f} s"
+    )
+    if row.get("val_size"):
+        line += f" (val at {row['val_size']} px)"
+    return line
+
+
+def final_line(loss: float, scores, n_classes: int) -> str:
+    """The original tutorial's closing line: the test scores of the best weights (a dict or SegmentationScores)."""
+    scores = (
+        scores
+        if isinstance(scores, dict)
+        else {"pixel_accuracy": scores.pixel_accuracy, "jaccard": scores.jaccard, "mean_jaccard": scores.mean_jaccard}
+    )
+    classes = ", ".join(f"jacc test class {c} {scores['jaccard'][c]:f}" for c in range(n_classes))
+    return (
+        f"FINAL MODEL: err test {loss:f}, acc test {scores['pixel_accuracy']:f}, {classes}, "
+        f"jacc test {scores['mean_jaccard']:f}"
+    )
+
+
+def monitored_value(row: dict, monitor: str) -> float:
+    """The validation figure that decides the best epoch: mean Jaccard, or one class's."""
+    key = "val_jaccard_mean" if monitor == "mean" else f"val_jaccard_{monitor}"
+    if key not in row:
+        raise ValueError(f"--monitor must be 'mean' or a class index, got {monitor!r}")
+    value = row[key]
+    return -math.inf if math.isnan(value) else value
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> list[dict]:
+    """Train per ``config`` into the run folder ``config.out``; return the history (one dict per epoch).
+
+    With ``resume=True`` the run continues from ``config.out/last.pt``. Under ``torchrun`` every
+    process calls this; only rank 0 writes.
+    """
+    ctx = init_distributed(config.device)
+    try:
+        return _train(config, ctx, resume)
+    finally:
+        cleanup()
+
+
+def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[dict]:
+    from .data.loaders import make_eval_loader, make_train_loader
+
+    run_started = time.perf_counter()  # the time limit counts everything: data preparation too
+    out = Path(config.out)
+    device = ctx.device
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    checkpoint = None
+    if resume:
+        checkpoint = load_checkpoint(last_path)
+    elif last_path.exists():
+        raise ValueError(
+            f"run folder {out} already holds a run (last.pt); resume it with --resume {out} or pick another --out"
+        )
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", config.to_json() + "\n")
+    log = RunLog(out / "train.log", enabled=ctx.is_main)
+    progress = config.progress if ctx.is_main else False
+
+    configure_determinism(config, device)
+    seed_everything(config.seed)
+    amp_dtype, use_scaler = precision_plan(device.type, config.amp)
+
+    datasets = build_datasets(config, ctx)
+    model = build_model_for(config).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    raw_model = model  # the module whose state_dict we save (no DDP or compile wrappers)
+    optimizer = engine.build_optimizer(raw_model, config)
+    pin_memory = device.type == "cuda"
+    train_batches = make_train_loader(
+        datasets["train"],
+        batch_size=config.batch_size,
+        seed=config.seed,
+        num_workers=config.num_workers,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        pin_memory=pin_memory,
+    )
+    scheduler = engine.build_scheduler(optimizer, config, steps_per_epoch=len(train_batches))
+    scaler = torch.amp.GradScaler(device.type) if use_scaler else None
+    class_weights = (
+        torch.tensor(config.class_weights, dtype=torch.float32, device=device) if config.class_weights else None
+    )
+    val_size = validation_size(config)
+
+    history: list[dict] = []
+    start_epoch, best, best_epoch, elapsed = 1, -math.inf, 0, 0.0
+    if checkpoint is not None:
+        raw_model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler"])
+        if scaler is not None and checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+        restore_rng_state(checkpoint["rng"])
+        history = [_with_val_size(row, val_size) for row in checkpoint["history"]]
+        start_epoch = checkpoint["epoch"] + 1
+        best, best_epoch, elapsed = checkpoint["best"], checkpoint["best_epoch"], checkpoint["elapsed"]
+        run_started -= elapsed  # the earlier sessions' time counts towards the limit
+        if ctx.is_main:
+            write_history(history, out / "history.csv")  # drop any row written after last.pt
+        log(f"resumed {out} after epoch {checkpoint['epoch']} (best {best:f} at epoch {best_epoch})")
+    else:
+        n_params = sum(p.numel() for p in raw_model.parameters())
+        log(
+            f"training {config.model} ({config.preset}, width {config.width}, {n_params:,} parameters) on "
+            f"{config.data}: {len(datasets['train'])} training / {len(datasets['val'])} validation images, {device}"
+        )
+    if val_size:
+        log(
+            f"validation is scored at the training size ({val_size} px) every epoch; the best epoch is "
+            f"scored at full size at the end (val.json, test.json)"
+        )
+
+    # Training goes through DDP (gradients averaged over processes); evaluation runs the plain module,
+    # since each process scores a different number of images.
+    if ctx.is_distributed:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    eval_model = raw_model
+    if config.compile:
+        model, eval_model = torch.compile(model), torch.compile(raw_model)
+    val_loader = make_eval_loader(
+        datasets["val"],
+        batch_size=config.eval_batch_size,
+        num_workers=config.num_workers,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        pin_memory=pin_memory,
+    )
+    val_input_size = config.resize if not val_size else None  # full-size frames go to the network resized
+
+    stop_reason, curves_drawn = "reached the last epoch", time.perf_counter()
+    epochs_bar = progress_bar(
+        range(start_epoch, config.epochs + 1),
+        progress=progress,
+        desc="epochs",
+        initial=start_epoch - 1,
+        total=config.epochs,
+        unit="epoch",
+    )
+    for epoch in epochs_bar:
+        if best_epoch and config.patience is not None and epoch - best_epoch > config.patience:
+            stop_reason = f"no improvement for {config.patience} epochs"
+            break
+        if config.time_limit is not None and history:
+            mean_epoch = sum(row["seconds"] for row in history) / len(history)
+            over = time.perf_counter() - run_started + mean_epoch > config.time_limit * 60
+            if all_reduce_sum(torch.tensor(float(over), device=device)).item():  # every process stops together
+                stop_reason = f"time limit of {config.time_limit:g} min"
+                break
+        started = time.perf_counter()
+        seed_everything(epoch_seed(config.seed, epoch, ctx.rank))  # dropout and in-process augmentation
+        lr = optimizer.param_groups[0]["lr"]
+        train_batches.sampler.set_epoch(epoch)
+        train_loss = engine.train_one_epoch(
+            model,
+            train_batches,
+            optimizer,
+            device,
+            scheduler=scheduler,
+            scaler=scaler,
+            amp_dtype=amp_dtype,
+            class_weights=class_weights,
+            channels_last=config.channels_last,
+            epoch=epoch,
+            progress=progress,
+        )
+        val_loss, scores = evaluate(
+            eval_model,
+            val_loader,
+            config.n_classes,
+            device,
+            input_size=val_input_size,
+            normalize=config.normalize,
+            amp_dtype=amp_dtype,
+            channels_last=config.channels_last,
+            progress=progress,
+        )
+        seconds = time.perf_counter() - started
+        elapsed = time.perf_counter() - run_started
+        row = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_accuracy": float(scores.pixel_accuracy),
+        }
+        row.update({f"val_jaccard_{c}": float(j) for c, j in enumerate(scores.jaccard)})
+        row.update({"val_jaccard_mean": float(scores.mean_jaccard), "val_size": val_size, "seconds": seconds})
+        history.append(row)
+
+        improved = monitored_value(row, config.monitor) > best
+        if improved:
+            best, best_epoch = monitored_value(row, config.monitor), epoch
+        if ctx.is_main:
+            if improved:
+                save_checkpoint(
+                    {"model": raw_model.state_dict(), "config": asdict(config), "epoch": epoch, "scores": row},
+                    best_path,
+                )
+            save_checkpoint(
+                {
+                    "model": raw_model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "epoch": epoch,
+                    "best": best,
+                    "best_epoch": best_epoch,
+                    "elapsed": elapsed,
+                    "config": asdict(config),
+                    "history": history,
+                    "rng": rng_state(),
+                },
+                last_path,
+            )
+            write_history(history, out / "history.csv")
+            if time.perf_counter() - curves_drawn > 60:  # drawing costs a second or two: at most once a minute
+                plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")
+                curves_drawn = time.perf_counter()
+        log(epoch_line(row, config.n_classes))
+        epochs_bar.set_postfix(jaccard=f"{row['val_jaccard_mean']:.4f}", best=f"{best:.4f}", refresh=False)
+        barrier()
+    epochs_bar.close()
+    if ctx.is_main and history:
+        plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")
+    log(
+        f"stopped: {stop_reason}; best validation {config.monitor} Jaccard {best:f} at epoch {best_epoch}"
+        + (f" (scored at {val_size} px)" if val_size else "")
+    )
+    if best_path.exists():
+        _score_best_epoch(config, ctx, raw_model, datasets, best_path, best_epoch, log, progress)
+    return history
+
+
+def _with_val_size(row: dict, val_size: int) -> dict:
+    """A history row of a run started before ``val_size`` was recorded, with it (the same run, the same size)."""
+    if "val_size" in row:
+        return row
+    row = dict(row)
+    seconds = row.pop("seconds")
+    return {**row, "val_size": val_size, "seconds": seconds}
+
+
+def _score_best_epoch(
+    config: TrainConfig,
+    ctx: DistributedContext,
+    model: nn.Module,
+    datasets: dict,
+    best_path: Path,
+    best_epoch: int,
+    log: RunLog,
+    progress: bool | None,
+) -> None:
+    """Score ``best.pt`` at full size, in fp32, as ``fcn-tutorial evaluate`` does: ``val.json`` and ``test.json``."""
+    from .evaluate import checkpoint_report
+
+    model.load_state_dict(load_checkpoint(best_path, map_location=ctx.device)["model"])
+    splits = ["val"] + (["test"] if config.test and "test" in datasets else [])
+    for split in splits:
+        dataset = datasets["val_full" if split == "val" else split]
+        scores = score_dataset(
+            model,
+            dataset,
+            config.n_classes,
+            ctx.device,
+            input_size=config.resize,
+            normalize=config.normalize,
+            batch_size=config.eval_batch_size,
+            num_workers=config.num_workers,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+            progress=progress,
+            desc=f"{split} at full size",
+        )
+        report = checkpoint_report(best_path, config.data, split, len(dataset), config.resize, scores)
+        if split == "val":
+            classes = ", ".join(f"class {c} {j:f}" for c, j in enumerate(scores["jaccard"]))
+            log(
+                f"best epoch {best_epoch} at full size: validation Jaccard {classes}, mean {scores['mean_jaccard']:f}; "
+                f"per-image mean {scores['per_image_mean_jaccard']:f}"
+            )
+        else:
+            log(final_line(scores["loss"], scores, config.n_classes))
+        if ctx.is_main:
+            atomic_write_text(
+                Path(config.out) / f"{split}.json", json.dumps({**report, "epoch": best_epoch}, indent=2) + "\n"
+            )
