@@ -7,7 +7,8 @@
 # A colonoscope films the inside of the bowel. Polyps, small growths on its wall, show up in that video
 # as pinkish bumps, and finding them early matters because some of them turn into cancer. This book
 # teaches a computer to outline polyps in such frames, pixel by pixel, with **Fully Convolutional
-# Networks** (FCNs) {cite}`long2015fcn`, the family of networks that made deep semantic segmentation practical.
+# Networks** (FCNs) {cite}`long2015fcn`, the family of networks that made deep semantic segmentation
+# practical.
 #
 # **Who this book is for.** Readers who know some Python and NumPy and have met a convolutional
 # network for image classification (a course, a tutorial, or chapters 7 and 8 of d2l.ai). No medical
@@ -65,9 +66,9 @@ profile
 # In 2017 a tutorial on FCNs for 2D segmentation trained an FCN-8 network on colonoscopy frames.
 # It was written for Python 2 with Theano and Lasagne, two libraries that are no longer maintained,
 # so it no longer runs. Its ideas have aged well, though: it moved from classification to
-# segmentation, built FCN-32, FCN-16 and FCN-8 on top of VGG16 {cite}`simonyan2015vgg`, scored the result with accuracy and
-# the Jaccard index, and reported a mean Jaccard of about 0.68 on its test split after some hours on
-# a GPU, while noting that a second run landed far lower.
+# segmentation, built FCN-32, FCN-16 and FCN-8 on top of VGG16 {cite}`simonyan2015vgg`, scored the
+# result with accuracy and the Jaccard index, and reported a mean Jaccard of about 0.68 on its test
+# split after some hours on a GPU, while noting that a second run landed far lower.
 #
 # This book keeps that path and brings the tools up to date:
 #
@@ -75,9 +76,12 @@ profile
 # |---|---|
 # | Theano + Lasagne, Python 2 | PyTorch and torchvision, Python 3 |
 # | scripts with global state | a small package with tests and a command line, `fcn-tutorial` |
-# | CVC-912 polyps {cite}`vazquez2016benchmark`, by request | the public Kvasir-SEG set {cite}`jha2020kvasir`, CVC-912 when you have it, or your own folder |
+# | CVC-912 polyps, by request | the public Kvasir-SEG set, CVC-912 when you have it, or your own folder |
 # | random crop and a horizontal flip | joint image and mask augmentation with `torchvision.transforms.v2` |
 # | one GPU, hours of training | a `quick` profile for any CPU and a `full` one for a GPU |
+#
+# The CVC-912 frames were published with the EndoScene benchmark {cite}`vazquez2016benchmark`; Kvasir-SEG
+# is the work of Jha and colleagues {cite}`jha2020kvasir`. [Chapter 3](03_data.ipynb) presents both.
 #
 # The package can also rebuild the 2017 network exactly (its padding, its ReLU after the score layers,
 # its learned upsampling) as the `original` preset, next to the `paper` preset that follows the
