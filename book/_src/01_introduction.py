@@ -7,7 +7,8 @@
 # A colonoscope films the inside of the bowel. Polyps, small growths on its wall, show up in that video
 # as pinkish bumps, and finding them early matters because some of them turn into cancer. This book
 # teaches a computer to outline polyps in such frames, pixel by pixel, with **Fully Convolutional
-# Networks** (FCNs), the family of networks that made deep semantic segmentation practical.
+# Networks** (FCNs) {cite}`long2015fcn`, the family of networks that made deep semantic segmentation
+# practical.
 #
 # **Who this book is for.** Readers who know some Python and NumPy and have met a convolutional
 # network for image classification (a course, a tutorial, or chapters 7 and 8 of d2l.ai). No medical
@@ -65,9 +66,9 @@ profile
 # In 2017 a tutorial on FCNs for 2D segmentation trained an FCN-8 network on colonoscopy frames.
 # It was written for Python 2 with Theano and Lasagne, two libraries that are no longer maintained,
 # so it no longer runs. Its ideas have aged well, though: it moved from classification to
-# segmentation, built FCN-32, FCN-16 and FCN-8 on top of VGG16, scored the result with accuracy and
-# the Jaccard index, and reported a mean Jaccard of about 0.68 on its test split after some hours on
-# a GPU, while noting that a second run landed far lower.
+# segmentation, built FCN-32, FCN-16 and FCN-8 on top of VGG16 {cite}`simonyan2015vgg`, scored the
+# result with accuracy and the Jaccard index, and reported a mean Jaccard of about 0.68 on its test
+# split after some hours on a GPU, while noting that a second run landed far lower.
 #
 # This book keeps that path and brings the tools up to date:
 #
@@ -79,9 +80,12 @@ profile
 # | random crop and a horizontal flip | joint image and mask augmentation with `torchvision.transforms.v2` |
 # | one GPU, hours of training | a `quick` profile for any CPU and a `full` one for a GPU |
 #
+# The CVC-912 frames were published with the EndoScene benchmark {cite}`vazquez2016benchmark`; Kvasir-SEG
+# is the work of Jha and colleagues {cite}`jha2020kvasir`. [Chapter 3](03_data.ipynb) presents both.
+#
 # The package can also rebuild the 2017 network exactly (its padding, its ReLU after the score layers,
 # its learned upsampling) as the `original` preset, next to the `paper` preset that follows the
-# FCN paper of Long, Shelhamer and Darrell.
+# FCN paper of Long, Shelhamer and Darrell {cite}`long2015fcn`.
 
 # %% [markdown]
 # ## A map of the book
@@ -104,6 +108,7 @@ profile
 # it used.
 
 # %%
+import torch
 from IPython.display import Markdown, display
 
 from fcn_tutorial.data import VOID, load_polyp_data
@@ -120,10 +125,19 @@ print("frames in the training, validation and test splits:", len(data.train), le
 # $[0, 1]$, and the mask, an `int64` tensor of shape `H x W` that holds one class index per pixel.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 image, mask = data.train[0]
-print("image:", tuple(image.shape), image.dtype, f"values in [{image.min():.0f}, {image.max():.0f}]")
+print("image:", tuple(image.shape), image.dtype)
 print("mask: ", tuple(mask.shape), mask.dtype)
+
+# %% [markdown]
+# Frames differ in size (this one's size depends on your copy of the data), but every pair keeps
+# these promises:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("image: 3 channels of float32:", image.shape[0] == 3 and image.dtype == torch.float32,
+      f"| values in [{image.min():.0f}, {image.max():.0f}]")
+print("mask: int64 with the image's height and width:", mask.dtype == torch.int64 and mask.shape == image.shape[1:])
 
 # %% [markdown]
 # There are only two classes: background and polyp. A third value, `VOID`, marks pixels that no
@@ -135,6 +149,17 @@ print("classes:", list(data.train.class_names))
 print("number of classes:", data.train.n_classes)
 print("void label:", VOID)
 print("values in this mask:", mask.unique().tolist())
+
+# %% [markdown]
+# How does a mask file become these class indices? Kvasir-SEG stores its masks as JPEG files, and
+# JPEG compression blurs the black-and-white outline into a few grey values. The data set therefore
+# reads each file through a table, `lookup`, that gives the class of every grey value: below 128 is
+# background, 128 and above is polyp.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for grey in [0, 12, 127, 128, 240, 255]:
+    print(f"grey value {grey:3d} in the mask file -> class {data.train.lookup[grey].item()}")
 
 # %% [markdown]
 # Let us look at the frame and its mask side by side, and at the mask drawn over the frame.
@@ -155,7 +180,6 @@ plt.close(fig)
 # not millions: data, rather than computing power, limits what we can learn.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 polyp_share = (mask == 1).float().mean().item()
 print(f"polyp pixels in this frame: {polyp_share:.1%}")
 
