@@ -1,3 +1,13 @@
+# ---
+# jupyter:
+#   # Chapter 1, "Introduction": the source of book/01_introduction.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 01`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% tags=["colab-setup"]
 # Set-up cell: replaced by scripts/setup_cell.py.
 
@@ -140,7 +150,7 @@ print("values in this mask:", mask.unique().tolist())
 # Let us look at the frame and its mask side by side, and at the mask drawn over the frame.
 
 # %%
-%matplotlib inline
+# %matplotlib inline
 import matplotlib.pyplot as plt
 
 from fcn_tutorial.plotting import show_pair

@@ -1,3 +1,13 @@
+# ---
+# jupyter:
+#   # Chapter 2, "From classification to segmentation": the source of book/02_classification_to_segmentation.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 02`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% tags=["colab-setup"]
 # Set-up cell: replaced by scripts/setup_cell.py.
 
@@ -23,7 +33,7 @@ profile = current_profile()
 profile
 
 # %%
-%matplotlib inline
+# %matplotlib inline
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
@@ -89,7 +99,7 @@ print("predicted labels: ", tuple(logits.argmax(dim=1).shape), "-> the same shap
 # full-size networks.)
 #
 # Notice the difference in the last two axes: the classifier squeezed all of space away; the
-segmenter keeps it. Taking the highest score at each pixel (`argmax` over the class axis) gives a
+# segmenter keeps it. Taking the highest score at each pixel (`argmax` over the class axis) gives a
 # predicted mask with exactly the shape of the true one, so we can compare them pixel by pixel.
 
 # %% [markdown]

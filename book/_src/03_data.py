@@ -1,3 +1,13 @@
+# ---
+# jupyter:
+#   # Chapter 3, "The data": the source of book/03_data.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 03`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% tags=["colab-setup"]
 # Set-up cell: replaced by scripts/setup_cell.py.
 
@@ -25,8 +35,8 @@ profile = current_profile()
 profile
 
 # %%
-%matplotlib inline
-%config InlineBackend.figure_formats = ["jpeg"]  # the figures are photographs: JPEG keeps the page light
+# %matplotlib inline
+# %config InlineBackend.figure_formats = ["jpeg"]  # the figures are photographs: JPEG keeps the page light
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -148,7 +158,7 @@ from pathlib import Path
 from torchvision.transforms.v2.functional import to_pil_image
 
 workspace = Path(tempfile.mkdtemp(prefix="fcn-tutorial-"))
-%cd -q {workspace}
+# %cd -q {workspace}
 Path("my-polyps/images").mkdir(parents=True)
 Path("my-polyps/masks").mkdir(parents=True)
 grey_level = torch.tensor([0, 255])  # of background and polyp
@@ -203,7 +213,7 @@ Image.new("L", (64, 48)).save("my-polyps/masks/frame07.png")
 report = check_folder("my-polyps", threshold=128, progress=False)
 print(report)
 print("exit code of the command:", 0 if report.ok else 1)
-%cd -q -
+# %cd -q -
 
 # %% [markdown]
 # Each line names the file and the problem, so that you can fix them all in one pass, and the exit

@@ -1,5 +1,12 @@
-# Chapter 4, "FCN-32s, FCN-16s and FCN-8s": the percent-format source of book/04_fcn_architectures.ipynb.
-# Build with `python book/_src/build.py 04`, then execute the notebook in place.
+# ---
+# jupyter:
+#   # Chapter 4, "FCN-32s, FCN-16s and FCN-8s": the source of book/04_fcn_architectures.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 04`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
 # %% tags=["colab-setup"]
 # Set-up cell: written by scripts/setup_cell.py
@@ -31,7 +38,7 @@ profile = current_profile()
 profile
 
 # %%
-%matplotlib inline
+# %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import torch

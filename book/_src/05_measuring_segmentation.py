@@ -1,5 +1,12 @@
-# Chapter 5, "Measuring segmentation": the percent-format source of book/05_measuring_segmentation.ipynb.
-# Build with `python book/_src/build.py 05`, then execute the notebook in place.
+# ---
+# jupyter:
+#   # Chapter 5, "Measuring segmentation": the source of book/05_measuring_segmentation.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 05`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
 # %% tags=["colab-setup"]
 # Set-up cell: written by scripts/setup_cell.py
@@ -30,7 +37,7 @@ profile = current_profile()
 profile
 
 # %%
-%matplotlib inline
+# %matplotlib inline
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.colors import ListedColormap

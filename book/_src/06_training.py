@@ -1,5 +1,12 @@
-# Chapter 6, "Training on a GPU": the percent-format source of book/06_training.ipynb.
-# Build with `python book/_src/build.py 06`, then execute the notebook in place.
+# ---
+# jupyter:
+#   # Chapter 6, "Training on a GPU": the source of book/06_training.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 06`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
 # %% tags=["colab-setup"]
 # Set-up cell: written by scripts/setup_cell.py
@@ -40,7 +47,7 @@ profile = current_profile()
 profile
 
 # %%
-%matplotlib inline
+# %matplotlib inline
 import inspect
 import json
 from pathlib import Path
@@ -228,8 +235,6 @@ for title, name in VARIANTS.items():
 # that was interrupted (`last.pt` but no `test.json`) resumes where it stopped instead of starting over.
 
 # %%
-
-
 for title, name in VARIANTS.items():
     config = run_config(name)
     out = Path(config.out)
