@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import nbformat
-from jupytext.combine import combine_inputs_with_outputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import chapters  # noqa: E402  (scripts/chapters.py: reading sources, the student version)
@@ -55,14 +54,31 @@ def cell_differences(name: str) -> list[str]:
     return problems
 
 
+def keep_outputs(notebook, stored) -> None:
+    """Give each code cell of ``notebook`` the outputs of the stored cell with the same source, in order;
+    a new or changed cell gets none (it has to run)."""
+    stored_code = [cell for cell in stored.cells if cell.cell_type == "code"]
+    position = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        match = next((i for i in range(position, len(stored_code)) if stored_code[i].source == cell.source), None)
+        if match is None:
+            continue
+        old = stored_code[match]
+        cell.outputs, cell.execution_count = old.outputs, old.execution_count
+        if "execution" in old.metadata:
+            cell.metadata["execution"] = old.metadata["execution"]
+        position = match + 1
+
+
 def sync(name: str) -> tuple[Path, bool]:
     """Write ``book/<name>.ipynb`` from its source, keeping the outputs of unchanged cells; return (path, changed)."""
     path = BOOK / f"{name}.ipynb"
     notebook = expected_notebook(name)
     if path.is_file():
         stored = nbformat.read(path, as_version=4)
-        notebook = combine_inputs_with_outputs(notebook, stored)
-        notebook.metadata = {key: value for key, value in notebook.metadata.items() if key != "jupytext"}
+        keep_outputs(notebook, stored)
         if notebook == stored:
             return path, False
     nbformat.validate(notebook)
