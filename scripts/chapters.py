@@ -83,7 +83,7 @@ def resolve(key: str, toc_path: Path = TOC) -> str:
 
 def setup_cell_text() -> str:
     """The text of every chapter's first cell (tagged ``colab-setup``), from ``scripts/setup_cell.py``."""
-    spec = importlib.util.spec_from_file_location("setup_cell", REPO / "scripts" / "setup_cell.py")
+    spec = importlib.util.spec_from_file_location("setup_cell", Path(__file__).resolve().parent / "setup_cell.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.setup_cell_source()

@@ -17,6 +17,7 @@ Usage::
 
     python scripts/grade.py 05 submissions/ --out grades.csv
     python scripts/grade.py 05 submitted/ --out grades.csv --timeout 300   # nbgrader's submitted/<student>/...
+    python autograder/grade.py source/05_measuring_segmentation/05_measuring_segmentation.ipynb submitted/ --out g.csv
 
 ``submissions/`` holds ``<student>.ipynb`` files, or one folder per student with the chapter's notebook
 somewhere inside (nbgrader's ``submitted/<student>/<assignment>/`` layout).
@@ -123,8 +124,9 @@ def assemble(master, submitted) -> tuple[nbformat.NotebookNode, dict[str, str]]:
     return run, blocked
 
 
-def run_notebook(notebook, workdir: Path, timeout: float, cell_timeout: float) -> str | None:
-    """Run every code cell in place (errors stay in the outputs); return why it stopped early, or None."""
+def run_notebook(notebook, workdir: Path, timeout: float, cell_timeout: float) -> tuple[set[int], str | None]:
+    """Run the code cells in place, errors kept in the outputs. Returns the indices of the cells that ran to
+    the end, and why the run stopped early (None when every cell ran)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -136,7 +138,7 @@ def run_notebook(notebook, workdir: Path, timeout: float, cell_timeout: float) -
         store_widget_state=False,
         resources={"metadata": {"path": str(workdir)}},
     )
-    deadline = time.monotonic() + timeout
+    deadline, finished = time.monotonic() + timeout, set()
     try:
         with client.setup_kernel():
             for index, cell in enumerate(notebook.cells):
@@ -144,14 +146,15 @@ def run_notebook(notebook, workdir: Path, timeout: float, cell_timeout: float) -
                     continue
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return f"the time limit of {timeout:g} s was reached"
+                    return finished, f"the time limit of {timeout:g} s was reached"
                 client.timeout = max(1, int(min(cell_timeout, left)))
                 client.execute_cell(cell, index)
+                finished.add(index)
     except CellTimeoutError:
-        return f"the time limit was reached (a cell ran longer than {client.timeout} s)"
+        return finished, f"the time limit was reached (a cell ran longer than {client.timeout} s)"
     except DeadKernelError as error:
-        return f"the kernel died ({_short(error, 80)})"
-    return None
+        return finished, f"the kernel died ({_short(error, 80)})"
+    return finished, None
 
 
 def grade(master, path: Path, student: str, *, timeout: float = 600, cell_timeout: float = 300) -> Grade:
@@ -167,22 +170,25 @@ def grade(master, path: Path, student: str, *, timeout: float = 600, cell_timeou
     result.problems.extend(blocked.values())
     with tempfile.TemporaryDirectory(prefix=f"grade-{student}-") as workdir:
         try:
-            stopped = run_notebook(notebook, Path(workdir), timeout, cell_timeout)
+            finished, stopped = run_notebook(notebook, Path(workdir), timeout, cell_timeout)
         except Exception as error:  # a kernel that cannot start, a broken notebook: this student only
-            stopped = f"the notebook could not be run ({type(error).__name__}: {_short(error, 80)})"
+            finished, stopped = set(), f"the notebook could not be run ({type(error).__name__}: {_short(error, 80)})"
     answer_errors = {
         cell.metadata["nbgrader"]["grade_id"]: _error_of(cell)
         for cell in notebook.cells
         if chapters.is_answer(cell) and cell.cell_type == "code"
     }
-    tests = {cell.metadata["nbgrader"]["grade_id"]: cell for cell in notebook.cells if chapters.is_test(cell)}
+    tests = {
+        cell.metadata["nbgrader"]["grade_id"]: (index, cell)
+        for index, cell in enumerate(notebook.cells)
+        if chapters.is_test(cell)
+    }
     for question in questions:
         if question.grade_id in blocked:
             continue
-        cell = tests[question.grade_id]
-        ran = cell.get("execution_count") is not None or bool(cell.get("outputs"))
+        index, cell = tests[question.grade_id]
         error = _error_of(cell)
-        if not ran:
+        if index not in finished:
             result.problems.append(f"{question.grade_id}: not run, {stopped or 'the notebook stopped before it'}")
         elif error:
             failed_answers = [
@@ -230,7 +236,11 @@ def to_csv(grades: list[Grade], questions: list[chapters.Question]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("chapter", help="the assignment: a chapter's number or name (05, 05_measuring_segmentation)")
+    parser.add_argument(
+        "chapter",
+        help="the assignment: a chapter's number or name (05, 05_measuring_segmentation), "
+        "or the instructors' notebook (_build/assignments/instructor/source/<chapter>/<chapter>.ipynb)",
+    )
     parser.add_argument("submissions", type=Path, help="folder of submitted notebooks")
     parser.add_argument("--out", type=Path, required=True, help="the CSV to write")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -238,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell (default: 300)")
     args = parser.parse_args(argv)
     try:
-        name = chapters.resolve(args.chapter)
-        master = chapters.source_notebook(name)
+        if args.chapter.endswith(".ipynb"):  # an instructors' notebook, e.g. from make assignments
+            name, master = Path(args.chapter).stem, read_submission(Path(args.chapter))
+        else:
+            name = chapters.resolve(args.chapter)
+            master = chapters.source_notebook(name)
         submissions = find_submissions(args.submissions, name)
         out = OutputClaims(overwrite=args.overwrite).claim(args.out)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
