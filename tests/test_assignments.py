@@ -145,6 +145,18 @@ def test_the_book_notebooks_hold_no_solution(name):
     assert not leaked, f"book/{name}.ipynb shows solution text: {leaked[:3]}"
 
 
+def test_the_instructors_page_states_each_chapters_points():
+    page = (REPO / "book" / "for_instructors.md").read_text(encoding="utf-8")
+    rows = {int(match[1]): match for match in re.finditer(r"^\| (\d) [^|]+\|([^|]+)\|([^|]+)\|$", page, re.M)}
+    assert sorted(rows) == [int(name[:2]) for name in CHAPTERS]
+    for name in CHAPTERS:
+        notebook = chapters.source_notebook(name)
+        auto = sum(int(points) for points in re.findall(r"\((\d+)\)", rows[int(name[:2])][2]))
+        manual = sum(int(points) for points in re.findall(r"\((\d+)\)", rows[int(name[:2])][3]))
+        assert auto == sum(question.points for question in chapters.questions(notebook)), name
+        assert manual == sum(points for _, points in chapters.open_questions(notebook)), name
+
+
 def test_assignments_build_student_and_instructor_copies(tmp_path):
     assert assignments.main(["--out", str(tmp_path), "05", "02"]) == 0
     student = nbformat.read(tmp_path / "student" / "05_measuring_segmentation.ipynb", as_version=4)

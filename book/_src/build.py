@@ -16,6 +16,7 @@ Run it with the data and the profile set, e.g. ``FCN_TUTORIAL_DATA=../shared/dat
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -55,32 +56,43 @@ def cell_differences(name: str) -> list[str]:
 
 
 def keep_outputs(notebook, stored) -> None:
-    """Give each code cell of ``notebook`` the outputs of the stored cell with the same source, in order;
-    a new or changed cell gets none (it has to run)."""
-    stored_code = [cell for cell in stored.cells if cell.cell_type == "code"]
+    """Give each cell of ``notebook`` the id, and each code cell the outputs, of the stored cell with the same
+    kind and source, in order; a new or changed cell gets a fresh id and no outputs (it has to run)."""
     position = 0
-    for cell in notebook.cells:
-        if cell.cell_type != "code":
-            continue
-        match = next((i for i in range(position, len(stored_code)) if stored_code[i].source == cell.source), None)
+    for index, cell in enumerate(notebook.cells):
+        cell.id = hashlib.sha1(f"{index}:{cell.source}".encode()).hexdigest()[:8]  # reproducible
+        match = next(
+            (
+                i
+                for i in range(position, len(stored.cells))
+                if (stored.cells[i].cell_type, stored.cells[i].source) == (cell.cell_type, cell.source)
+            ),
+            None,
+        )
         if match is None:
             continue
-        old = stored_code[match]
-        cell.outputs, cell.execution_count = old.outputs, old.execution_count
-        if "execution" in old.metadata:
-            cell.metadata["execution"] = old.metadata["execution"]
+        old = stored.cells[match]
+        cell.id = old.get("id", cell.id)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = old.outputs, old.execution_count
+            if "execution" in old.metadata:
+                cell.metadata["execution"] = old.metadata["execution"]
         position = match + 1
+    notebook.metadata = {
+        **stored.metadata,
+        **notebook.metadata,
+        "language_info": stored.metadata.get("language_info", notebook.metadata["language_info"]),
+    }
 
 
 def sync(name: str) -> tuple[Path, bool]:
     """Write ``book/<name>.ipynb`` from its source, keeping the outputs of unchanged cells; return (path, changed)."""
     path = BOOK / f"{name}.ipynb"
     notebook = expected_notebook(name)
-    if path.is_file():
-        stored = nbformat.read(path, as_version=4)
-        keep_outputs(notebook, stored)
-        if notebook == stored:
-            return path, False
+    stored = nbformat.read(path, as_version=4) if path.is_file() else nbformat.v4.new_notebook()
+    keep_outputs(notebook, stored)
+    if notebook == stored:
+        return path, False
     nbformat.validate(notebook)
     nbformat.write(notebook, path)
     return path, True
