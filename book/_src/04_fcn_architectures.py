@@ -408,8 +408,8 @@ explorer.widget()
 # ## Exercises
 #
 # 1. **Bilinear kernel** (3 points). Write `my_bilinear_kernel(in_channels, out_channels, kernel_size)` that
-#    returns the `in_channels x out_channels x k x k` weight described above. Mind the centre for even kernel
-#    sizes: it lies between two pixels.
+#    returns the `in_channels x out_channels x k x k` weight described above, without calling the package's
+#    `bilinear_kernel`. Mind the centre for even kernel sizes: it lies between two pixels.
 
 # %% nbgrader={"grade_id": "bilinear_kernel", "solution": true}
 def my_bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int) -> torch.Tensor:
@@ -434,6 +434,9 @@ for _shape in [(3, 5, 8), (4, 2, 7), (1, 1, 32), (2, 2, 1)]:
     _want = bilinear_kernel(*_shape).double()
     _got = torch.as_tensor(my_bilinear_kernel(*_shape)).double()
     assert _got.shape == _want.shape and torch.allclose(_got, _want), f"my_bilinear_kernel{_shape} is wrong"
+import inspect
+
+assert " bilinear_kernel(" not in inspect.getsource(my_bilinear_kernel), "do not call the package's bilinear_kernel"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -467,7 +470,8 @@ for _factor in [6, 7, 9, 64]:
 #    of the `original` FCN-8s for an input of that size, in the form `crop_offsets` uses:
 #    `{"score_pool4": (top, left), "score_pool3": (top, left), "final": (top, left)}`. Follow one side through
 #    the network: `conv1_1` adds $2 \cdot 100 - 2$ pixels, each pooling halves and rounds down, `fc6` removes 6,
-#    each transposed convolution follows the formula above, and each crop takes the centre.
+#    each transposed convolution follows the formula above, and each crop takes the centre. Do not call the
+#    package's `crop_offsets` (its checker does).
 
 # %% nbgrader={"grade_id": "crop_offsets", "solution": true}
 def original_crop_offsets(height: int, width: int) -> dict:
@@ -495,4 +499,8 @@ _model = build_model("fcn8s", 2, preset="original", width=0.0625)
 for _size in [(331, 487), (1064, 1920), (64, 200), (257, 255)]:
     _want, _got = crop_offsets(_model, _size), original_crop_offsets(*_size)
     assert {key: tuple(value) for key, value in _got.items()} == _want, f"{_size}: {_got} instead of {_want}"
+import inspect
+
+_code = inspect.getsource(original_crop_offsets)
+assert "crop_offsets(" not in _code.replace("def original_crop_offsets(", ""), "do not call the package's crop_offsets"
 ### END HIDDEN TESTS

@@ -355,9 +355,9 @@ print(f"pixel accuracy {scores.pixel_accuracy:.4f}, polyp Jaccard {scores.jaccar
 # 1. **The confusion matrix in one pass** (3 points). Write `confusion_matrix(prediction, target, n_classes,
 #    ignore_index=255)` for two label maps of the same shape (any shape: one image or a batch). It returns the
 #    `n_classes x n_classes` table of pixel counts (rows: truth, columns: prediction) *without* the void pixels,
-#    and without a Python loop over classes: combine each pixel's two labels into one index
-#    $C \cdot t + p$ and count the indices with `torch.bincount`. A class that never occurs keeps its row
-#    and column of zeros.
+#    without a Python loop over classes and without the package's `ConfusionMatrix`: combine each pixel's two
+#    labels into one index $C \cdot t + p$ and count the indices with `torch.bincount`. A class that never
+#    occurs keeps its row and column of zeros.
 
 # %% nbgrader={"grade_id": "confusion_matrix", "solution": true}
 def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, n_classes: int,
@@ -384,6 +384,9 @@ for _n_classes in [2, 4, 21]:
     _reference.update(_prediction, _target)
     _got = torch.as_tensor(confusion_matrix(_prediction, _target, _n_classes))
     assert torch.equal(_got.long(), _reference.compute().confusion.long()), f"{_n_classes} classes: wrong counts"
+import inspect
+
+assert "ConfusionMatrix" not in inspect.getsource(confusion_matrix), "count the pixels yourself, not with the package"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -411,6 +414,10 @@ _reference = ConfusionMatrix(n_classes=2, ignore_index=255)
 _reference.update(_prediction, _target)
 _want = float(_reference.compute().pixel_accuracy)
 assert abs(float(pixel_accuracy(_prediction, _target)) - _want) < 1e-6, f"pixel accuracy should be {_want:.4f}"
+import inspect
+
+_code = inspect.getsource(pixel_accuracy)
+assert "ConfusionMatrix" not in _code and "confusion_matrix(" not in _code, "work on the label maps directly"
 ### END HIDDEN TESTS
 
 # %% [markdown]
