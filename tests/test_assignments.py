@@ -169,8 +169,11 @@ def test_assignments_build_student_and_instructor_copies(tmp_path):
     assert not any(
         chapters.BEGIN_SOLUTION in cell.source or chapters.BEGIN_HIDDEN in cell.source for cell in student.cells
     )
-    exercise_cells = [cell for cell in student.cells
-                      if cell.cell_type == "code" and (chapters.is_test(cell) or chapters.is_answer(cell))]
+    exercise_cells = [
+        cell
+        for cell in student.cells
+        if cell.cell_type == "code" and (chapters.is_test(cell) or chapters.is_answer(cell))
+    ]
     assert len(exercise_cells) == 4 and not any(cell.outputs for cell in exercise_cells)
     key = (tmp_path / "instructor" / "answer_key.md").read_text()
     assert "## 05_measuring_segmentation" in key and "torch.bincount(index, minlength=n_classes**2)" in key
