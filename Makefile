@@ -13,12 +13,13 @@ ifneq ($(wildcard ../shared/data/kvasir-seg),)
 export FCN_TUTORIAL_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install test unit notebooks site mathjax browser-test book student bench clean chromium dist colab-wheels
+.PHONY: install test unit notebooks site mathjax browser-test book assignments student grade bench clean chromium \
+	dist colab-wheels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,book]' $(TORCH)
+	$(PY) -m pip install --quiet -e '.[test,book,instructor]' $(TORCH)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,6 +33,7 @@ chromium:
 unit: install
 	$(PY) -m pytest tests -m "not browser and not colab" -q
 
+# The browser step also checks that no solution text reached the site (pages and .ipynb downloads).
 test: install chromium colab-wheels
 	$(PY) -m pytest tests -m "not browser" -q
 	$(BOOK_ENV) $(PY) -m pytest --nbval-lax book/ -q
@@ -41,20 +43,15 @@ test: install chromium colab-wheels
 
 # --- the book -------------------------------------------------------------------------------------
 # Chapters run in the quick profile on the CPU (`FCN_TUTORIAL_DATA` above points at the real frames).
-CHAPTERS := $(sort $(wildcard book/0*.ipynb))
+# The chapter list is _toc.yml; book/_src/build.py reads it (`$(PY) book/_src/build.py --list`).
 BOOK_ENV := FCN_TUTORIAL_PROFILE=quick CUDA_VISIBLE_DEVICES=
 # MathJax 3 from the npm registry, served by the site itself (no CDN).
 MATHJAX := _build/npm/node_modules/mathjax/es5
 
-# Execute every chapter in place, so that the committed notebooks carry fresh outputs.
+# Sync every chapter's notebook with its jupytext source (book/_src/*.py), then execute it in place, so that
+# the committed notebooks carry fresh outputs. CHANGED_ONLY=1 runs only the notebooks with a cell that never ran.
 notebooks: install
-	$(PY) scripts/setup_cell.py
-	@for notebook in $(CHAPTERS); do \
-	    echo "== executing $$notebook"; \
-	    $(BOOK_ENV) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	        --ExecutePreprocessor.timeout=1200 \
-	        --ExecutePreprocessor.store_widget_state=False $$notebook || exit 1; \
-	done
+	$(BOOK_ENV) $(PY) book/_src/build.py --execute $(if $(CHANGED_ONLY),--changed-only)
 
 $(MATHJAX)/tex-chtml.js:
 	npm install --prefix _build/npm --no-audit --no-fund --loglevel=error mathjax@3
@@ -77,9 +74,16 @@ book: install notebooks site
 	@echo "The book is in _build/html/index.html; to browse it, run"
 	@echo "    $(PY) -m http.server --directory _build/html 8000   and open http://localhost:8000"
 
-# Student copies of the chapters, without the solution cells, in student/.
-student: install
-	$(PY) scripts/make_student.py --out student
+# The assignments, from the same sources: _build/assignments/student (hand out) and
+# _build/assignments/instructor (solutions, answer key, autograder). `make student` is the same target.
+assignments: install
+	$(PY) scripts/assignments.py --out _build/assignments
+
+student: assignments
+
+# Grade a folder of submitted notebooks: make grade CHAPTER=05 SUBMISSIONS=path/to/folder [OUT=grades.csv]
+grade: install
+	$(PY) scripts/grade.py $(CHAPTER) $(SUBMISSIONS) --out $(or $(OUT),grades-$(CHAPTER).csv)
 
 # --- the distribution ------------------------------------------------------------------------------
 # The sdist and the wheel of fcn-tutorial in dist/ (version: fcn_tutorial/__init__.py), checked for PyPI.

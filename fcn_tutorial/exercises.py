@@ -1,12 +1,27 @@
 """Checkers for the book's exercises: is a student's function right, and if not, why not?
 
 Each checker calls the student's function on a few worked cases, compares with the answer, and when
-they differ tries the typical mistakes one by one so that the hint names the likely cause::
+they differ tries the typical mistakes one by one so that the hint names the likely cause. A pass
+prints "Correct! ..." and returns a :class:`CheckResult`::
 
-    >>> check_upsampled_size(lambda size, kernel, stride, padding=0: (size - 1) * stride - 2 * padding + kernel)
-    Correct! ...
+    >>> def upsampled_size(size, kernel, stride, padding=0):
+    ...     return (size - 1) * stride - 2 * padding + kernel
+    >>> result = check_upsampled_size(upsampled_size)
+    Correct! all 7 cases match nn.ConvTranspose2d.
 
-Every checker prints one line ("Correct! ..." or "Not yet: ...") and returns a :class:`CheckResult`.
+A failure raises :class:`ExerciseFailed`, an ``AssertionError`` whose message is the hint, so that a
+notebook shows the hint (alone, without a traceback) and an autograder (nbgrader, ``scripts/grade.py``)
+counts the test as failed::
+
+    >>> check_upsampled_size(lambda size, kernel, stride, padding=0: size * stride)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    fcn_tutorial.exercises.ExerciseFailed: Not yet: upsampled_size(7, kernel=64, stride=32, padding=0) gave 224, ...
+
+With ``raise_on_failure=False`` the hint is printed and the failing result returned instead::
+
+    >>> check_upsampled_size(lambda *sizes: 0, raise_on_failure=False).passed  # doctest: +ELLIPSIS
+    Not yet: upsampled_size(7, kernel=64, stride=32, padding=0) gave 0, expected 256. Place the kernel at ...
+    False
 """
 
 from __future__ import annotations
@@ -41,12 +56,23 @@ class CheckResult:
         """Show nothing in a notebook: the checker has already printed its message."""
 
 
+class ExerciseFailed(AssertionError):
+    """A checker's verdict "not yet": the message is the hint. A notebook shows only that line."""
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the hint alone, not the checker's internals."""
+        return [str(self)]
+
+
 class _Mistake(Exception):
     """Raised inside a checker to stop at the first failed case with its hint."""
 
 
-def _report(exercise: str, run: Callable[[], str]) -> CheckResult:
-    """Run the checks of ``exercise``; turn a failure (or the student's own exception) into a hint."""
+def _report(exercise: str, run: Callable[[], str], raise_on_failure: bool = True) -> CheckResult:
+    """Run the checks of ``exercise``; turn a failure (or the student's own exception) into a hint.
+
+    A pass prints "Correct! ..."; a failure raises :class:`ExerciseFailed` with the hint, or prints
+    it and returns the failing result when ``raise_on_failure`` is False."""
     try:
         detail = run()
         result = CheckResult(True, f"Correct! {detail}")
@@ -56,6 +82,8 @@ def _report(exercise: str, run: Callable[[], str]) -> CheckResult:
         result = CheckResult(False, f"Not yet: {exercise} is not implemented yet (it raised NotImplementedError).")
     except Exception as error:  # the student's code failed: say where, kindly
         result = CheckResult(False, f"Not yet: {exercise} raised {type(error).__name__}: {error}")
+    if not result.passed and raise_on_failure:
+        raise ExerciseFailed(result.message)
     print(result.message)
     return result
 
@@ -92,7 +120,7 @@ _CONV_CASES = [  # (size, kernel, stride, padding)
 ]
 
 
-def check_conv_output_size(fn: Callable[..., int]) -> CheckResult:
+def check_conv_output_size(fn: Callable[..., int], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(size, kernel, stride=1, padding=0)``: one side of a convolution's or pooling's output."""
 
     def run() -> str:
@@ -117,7 +145,7 @@ def check_conv_output_size(fn: Callable[..., int]) -> CheckResult:
             raise _Mistake(f"{where}. Count how many positions the kernel can take along the padded side.")
         return f"all {len(_CONV_CASES)} cases match PyTorch's formula."
 
-    return _report("conv_output_size", run)
+    return _report("conv_output_size", run, raise_on_failure)
 
 
 _UPSAMPLE_CASES = [  # (size, kernel, stride, padding)
@@ -125,7 +153,7 @@ _UPSAMPLE_CASES = [  # (size, kernel, stride, padding)
 ]
 
 
-def check_upsampled_size(fn: Callable[..., int]) -> CheckResult:
+def check_upsampled_size(fn: Callable[..., int], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(size, kernel, stride, padding=0)``: one side of a transposed convolution's output."""
 
     def run() -> str:
@@ -150,7 +178,46 @@ def check_upsampled_size(fn: Callable[..., int]) -> CheckResult:
             raise _Mistake(f"{where}. Place the kernel at every input position, `stride` apart, and measure the span.")
         return f"all {len(_UPSAMPLE_CASES)} cases match nn.ConvTranspose2d."
 
-    return _report("upsampled_size", run)
+    return _report("upsampled_size", run, raise_on_failure)
+
+
+def check_exact_upsampling(fn: Callable[[int], Any], *, raise_on_failure: bool = True) -> CheckResult:
+    """Check ``fn(factor) -> (kernel_size, stride, padding)``: a transposed convolution that enlarges every
+    input side exactly ``factor`` times and, with a bilinear kernel, blends neighbouring inputs."""
+
+    def run() -> str:
+        factors = [2, 3, 4, 5, 8, 16, 32]
+        for factor in factors:
+            got = fn(factor)
+            if got is None:
+                raise _Mistake("exact_upsampling returned None; did you forget the `return`?")
+            if not isinstance(got, (tuple, list)) or len(got) != 3:
+                raise _Mistake(f"exact_upsampling({factor}) returned {got!r}; return (kernel_size, stride, padding).")
+            kernel, stride, padding = (_as_int(value, f"exact_upsampling({factor})") for value in got)
+            call = f"exact_upsampling({factor}) = ({kernel}, {stride}, {padding})"
+            if stride != factor:
+                raise _Mistake(f"{call}: the stride sets the enlargement (each input pixel moves the kernel "
+                               f"`stride` output pixels on), so the stride must be the factor, {factor}.")
+            for size in [1, 7, 10, 13]:
+                out = (size - 1) * stride - 2 * padding + kernel
+                if out != size * factor:
+                    raise _Mistake(f"{call}: a side of {size} becomes {out}, not {size * factor}. The output side is "
+                                   "(in - 1) * stride - 2 * padding + kernel; for it to be in * factor for every "
+                                   "input, kernel - stride must equal 2 * padding.")
+            if kernel == stride:
+                raise _Mistake(f"{call}: the size is exact, but with kernel = stride the kernel copies do not "
+                               "overlap, so nothing is blended: bilinear upsampling needs about 2 * factor.")
+            if kernel != 2 * factor - factor % 2:
+                raise _Mistake(f"{call}: the size is exact, but a bilinear kernel spans about 2 * factor pixels "
+                               "(one factor on each side of its centre). Take the largest such kernel that leaves "
+                               "kernel - stride even.")
+        layer = torch.nn.ConvTranspose2d(1, 1, *fn(8), bias=False)
+        shape = tuple(layer(torch.zeros(1, 1, 9, 14)).shape[-2:])
+        if shape != (72, 112):
+            raise _Mistake(f"nn.ConvTranspose2d(1, 1, *exact_upsampling(8)) turns 9 x 14 into {shape}, not (72, 112).")
+        return f"every factor of {factors} enlarges exactly, with a bilinear kernel of about 2 * factor."
+
+    return _report("exact_upsampling", run, raise_on_failure)
 
 
 # --- metrics ------------------------------------------------------------------------------------------
@@ -163,7 +230,7 @@ def _jaccard_cases() -> list[torch.Tensor]:
     ]
 
 
-def check_jaccard_from_confusion(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
+def check_jaccard_from_confusion(fn: Callable[[torch.Tensor], Any], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(confusion) -> per-class Jaccard`` for a ``C x C`` table (rows: truth, columns: prediction)."""
 
     def run() -> str:
@@ -199,10 +266,59 @@ def check_jaccard_from_confusion(fn: Callable[[torch.Tensor], Any]) -> CheckResu
                            "FN = row c without TP.")
         return "per-class Jaccard matches, including nan for an absent class."
 
-    return _report("jaccard_from_confusion", run)
+    return _report("jaccard_from_confusion", run, raise_on_failure)
 
 
-def check_pixel_accuracy(fn: Callable[..., Any]) -> CheckResult:
+def _confusion(prediction: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
+    counted = target != VOID
+    index = n_classes * target[counted] + prediction[counted]
+    return torch.bincount(index, minlength=n_classes**2).reshape(n_classes, n_classes)
+
+
+def check_confusion_matrix(fn: Callable[..., Any], *, raise_on_failure: bool = True) -> CheckResult:
+    """Check ``fn(prediction, target, n_classes, ignore_index=255)``: the ``C x C`` pixel counts (rows: truth,
+    columns: prediction) of two label maps of any shape, without the void pixels."""
+
+    def run() -> str:
+        generator = torch.Generator().manual_seed(1)
+        target = torch.randint(0, 2, (2, 9, 11), generator=generator)
+        prediction = torch.randint(0, 2, (2, 9, 11), generator=generator)
+        target[:, :2] = VOID
+        three = torch.tensor([[0, 0, 1], [1, 1, 0]]), torch.tensor([[0, 1, 1], [1, VOID, 0]])  # class 2: absent
+        cases = [(prediction, target, 2), (*three, 3), (prediction[0, 2:], target[0, 2:], 2)]
+        for pred, truth, n_classes in cases:
+            want = _confusion(pred, truth, n_classes).double()
+            try:
+                got = _as_tensor(fn(pred.clone(), truth.clone(), n_classes), "confusion_matrix")
+            except RuntimeError as error:
+                if "shape" not in str(error):
+                    raise
+                raise _Mistake(f"the reshape to {n_classes} x {n_classes} failed ({error}). torch.bincount returns "
+                               "max(index) + 1 counts: leave out the void pixels (a target of 255 makes the index "
+                               "huge), and pass minlength=n_classes**2 for classes that never occur.") from None
+            where = f"for {n_classes} classes and {tuple(truth.shape)} label maps you returned {_fmt(got)}, " \
+                    f"expected {_fmt(want)}"
+            if got.shape != want.shape:
+                hint = ("void pixels (target == 255) ended up in the table: keep only target != ignore_index."
+                        if got.numel() > want.numel() else
+                        f"return a {n_classes} x {n_classes} table even when a class never occurs "
+                        "(torch.bincount's minlength, then reshape).")
+                raise _Mistake(f"{where}. Shape {tuple(got.shape)} instead of {tuple(want.shape)}: {hint}")
+            if _close(got, want):
+                continue
+            if _close(got, want.T):
+                raise _Mistake(f"{where}. Rows are the truth and columns the prediction: combine the labels as "
+                               "n_classes * target + prediction.")
+            if got.sum() > want.sum():
+                raise _Mistake(f"{where}. The table counts {int(got.sum())} pixels but only {int(want.sum())} are "
+                               "not void: leave out the pixels where target == ignore_index.")
+            raise _Mistake(f"{where}. Entry [t, p] counts the non-void pixels with target t and prediction p.")
+        return "the counts match, void pixels are left out, and absent classes keep their row and column."
+
+    return _report("confusion_matrix", run, raise_on_failure)
+
+
+def check_pixel_accuracy(fn: Callable[..., Any], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(prediction, target, ignore_index=255) -> float``: share of non-void pixels predicted right."""
 
     def run() -> str:
@@ -232,12 +348,12 @@ def check_pixel_accuracy(fn: Callable[..., Any]) -> CheckResult:
             raise _Mistake(f"{where}. Keep the pixels where target != ignore_index, then average prediction == target.")
         return "void pixels are ignored and the share is right."
 
-    return _report("pixel_accuracy", run)
+    return _report("pixel_accuracy", run, raise_on_failure)
 
 
 # --- data -------------------------------------------------------------------------------------------
 
-def check_polyp_fraction(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
+def check_polyp_fraction(fn: Callable[[torch.Tensor], Any], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(mask) -> float``: the share of polyp pixels (class 1) among the non-void pixels."""
 
     def run() -> str:
@@ -270,10 +386,10 @@ def check_polyp_fraction(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
             raise _Mistake(f"{where}. Count mask == 1 among the pixels with mask != 255.")
         return "void pixels are left out, and an all-void mask gives nan."
 
-    return _report("polyp_fraction", run)
+    return _report("polyp_fraction", run, raise_on_failure)
 
 
-def check_random_crop(fn: Callable[..., Any]) -> CheckResult:
+def check_random_crop(fn: Callable[..., Any], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(image, mask, size, generator) -> (image, mask)``: the same random window of both, padded
     with 0 / VOID at the bottom and right when the frame is too small, every position possible."""
 
@@ -337,7 +453,7 @@ def check_random_crop(fn: Callable[..., Any]) -> CheckResult:
                            "the loss must ignore it.")
         return f"image and mask share the window, all {len(seen)} positions occur, small frames are padded."
 
-    return _report("random_crop", run)
+    return _report("random_crop", run, raise_on_failure)
 
 
 # --- upsampling ---------------------------------------------------------------------------------------
@@ -354,7 +470,7 @@ def _off_centre_kernel(in_channels: int, out_channels: int, kernel_size: int) ->
     return weight
 
 
-def check_bilinear_kernel(fn: Callable[[int, int, int], Any]) -> CheckResult:
+def check_bilinear_kernel(fn: Callable[[int, int, int], Any], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(in_channels, out_channels, kernel_size)``: the weight that makes a transposed
     convolution do bilinear upsampling (shape ``in x out x k x k``, channel c copied to channel c)."""
     from fcn_tutorial.models import bilinear_kernel
@@ -387,10 +503,10 @@ def check_bilinear_kernel(fn: Callable[[int, int, int], Any]) -> CheckResult:
                            "with factor = (k + 1) // 2 and centre = factor - 1 (odd k) or factor - 0.5 (even k).")
         return "the kernels match for odd and even sizes and several channel counts."
 
-    return _report("bilinear_kernel", run)
+    return _report("bilinear_kernel", run, raise_on_failure)
 
 
-def check_crop_offsets(fn: Callable[[int, int], Any]) -> CheckResult:
+def check_crop_offsets(fn: Callable[[int, int], Any], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(height, width)``: the centre-crop offsets of the original FCN-8s (padding 100, floor
     pooling) for that input, compared with ``fcn_tutorial.models.crop_offsets``."""
     from fcn_tutorial.models import build_model, crop_offsets
@@ -411,7 +527,7 @@ def check_crop_offsets(fn: Callable[[int, int], Any]) -> CheckResult:
                            "offset = (larger - smaller) // 2 at each skip and at the end.")
         return f"offsets match for {len(sizes)} input sizes."
 
-    return _report("crop_offsets", run)
+    return _report("crop_offsets", run, raise_on_failure)
 
 
 # --- training -----------------------------------------------------------------------------------------
@@ -441,7 +557,7 @@ def _reference_step(model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
     return loss.item()
 
 
-def check_training_step(fn: Callable[..., Any]) -> CheckResult:
+def check_training_step(fn: Callable[..., Any], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(model, optimizer, images, masks) -> loss``: one optimisation step with the pixel-wise
     cross-entropy that ignores void (255) pixels; the loss must be returned as a number or a 0-d tensor."""
 
@@ -491,7 +607,7 @@ def check_training_step(fn: Callable[..., Any]) -> CheckResult:
                        "ignore_index=255) would change them: zero the gradients, compute that loss, "
                        "call backward(), then optimizer.step().")
 
-    return _report("training_step", run)
+    return _report("training_step", run, raise_on_failure)
 
 
 # --- helpers ------------------------------------------------------------------------------------------

@@ -1,8 +1,14 @@
-"""Exercise checkers: a correct answer passes, each typical mistake fails with the hint that names it."""
+"""Exercise checkers: a correct answer passes, each typical mistake fails with the hint that names it.
+
+By default a failing checker raises ``ExerciseFailed`` (an ``AssertionError``, so that autograders count
+the test as failed); ``checks.check_*`` below are the same checkers with ``raise_on_failure=False``, which
+return the failing verdict instead, so that each hint can be asserted."""
 
 from __future__ import annotations
 
 import math
+from functools import partial
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,6 +16,9 @@ from torch.nn import functional as F
 
 from fcn_tutorial import exercises
 from fcn_tutorial.models import bilinear_kernel, build_model, crop_offsets
+
+checks = SimpleNamespace(**{name: partial(getattr(exercises, name), raise_on_failure=False)
+                            for name in dir(exercises) if name.startswith("check_")})
 
 
 def expect(result, passed: bool, *hint_words: str) -> None:
@@ -27,22 +36,43 @@ def test_the_verdict_is_printed_once(capsys):
     assert bool(result) and str(result) == result.message
 
 
+def test_a_failing_check_raises_an_assertion_error_whose_message_is_the_hint(capsys):
+    with pytest.raises(AssertionError, match="^Not yet: .*convolution's formula") as failure:
+        exercises.check_upsampled_size(lambda s, k, st, p=0: (s + 2 * p - k) // st + 1)
+    assert isinstance(failure.value, exercises.ExerciseFailed)
+    assert failure.value._render_traceback_() == [str(failure.value)]  # IPython shows the hint, not a traceback
+    assert capsys.readouterr().out == ""  # shown once, as the error
+    result = exercises.check_upsampled_size(lambda s, k, st, p=0: s * st, raise_on_failure=False)
+    assert not result and capsys.readouterr().out == result.message + "\n"
+
+
+def test_every_checker_raises_on_a_stub():
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+
+    checkers = [getattr(exercises, name) for name in dir(exercises) if name.startswith("check_")]
+    assert len(checkers) >= 11
+    for checker in checkers:
+        with pytest.raises(exercises.ExerciseFailed, match="not implemented yet"):
+            checker(stub)
+
+
 # --- conv_output_size --------------------------------------------------------------------------------
 
 def test_conv_output_size():
-    expect(exercises.check_conv_output_size(lambda s, k, st=1, p=0: (s + 2 * p - k) // st + 1), True)
-    expect(exercises.check_conv_output_size(lambda s, k, st=1, p=0: (s - k) // st + 1), False, "both")
-    expect(exercises.check_conv_output_size(lambda s, k, st=1, p=0: math.ceil((s + 2 * p - k) / st) + 1),
+    expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: (s + 2 * p - k) // st + 1), True)
+    expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: (s - k) // st + 1), False, "both")
+    expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: math.ceil((s + 2 * p - k) / st) + 1),
            False, "floor")
-    expect(exercises.check_conv_output_size(lambda s, k, st=1, p=0: (s + 2 * p - k) / st + 1), False, "`//`")
-    expect(exercises.check_conv_output_size(lambda s, k, st=1, p=0: None), False, "return")
+    expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: (s + 2 * p - k) / st + 1), False, "`//`")
+    expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: None), False, "return")
 
 
 def test_a_stub_that_raises_is_not_yet_implemented():
     def stub(size, kernel, stride=1, padding=0):
         raise NotImplementedError("your code here")
 
-    expect(exercises.check_conv_output_size(stub), False, "not implemented")
+    expect(checks.check_conv_output_size(stub), False, "not implemented")
 
 
 # --- upsampled size ----------------------------------------------------------------------------------
@@ -53,11 +83,45 @@ def test_upsampled_size_matches_conv_transpose():
 
     layer = torch.nn.ConvTranspose2d(1, 1, 16, stride=8, padding=4)
     assert layer(torch.zeros(1, 1, 9, 9)).shape[-1] == correct(9, 16, 8, 4)
-    expect(exercises.check_upsampled_size(correct), True)
-    expect(exercises.check_upsampled_size(lambda s, k, st, p=0: s * st), False, "kernel - stride")
-    expect(exercises.check_upsampled_size(lambda s, k, st, p=0: (s + 2 * p - k) // st + 1), False,
+    expect(checks.check_upsampled_size(correct), True)
+    expect(checks.check_upsampled_size(lambda s, k, st, p=0: s * st), False, "kernel - stride")
+    expect(checks.check_upsampled_size(lambda s, k, st, p=0: (s + 2 * p - k) // st + 1), False,
            "convolution's formula")
-    expect(exercises.check_upsampled_size(lambda s, k, st, p=0: (s - 1) * st + k), False, "removes")
+    expect(checks.check_upsampled_size(lambda s, k, st, p=0: (s - 1) * st + k), False, "removes")
+
+
+# --- exact upsampling --------------------------------------------------------------------------------
+
+def test_exact_upsampling():
+    expect(checks.check_exact_upsampling(lambda f: (2 * f - f % 2, f, f // 2)), True)
+    expect(checks.check_exact_upsampling(lambda f: [2 * f - f % 2, f, f // 2]), True)  # a list is fine
+    expect(checks.check_exact_upsampling(lambda f: (2 * f, f, 0)), False, "kernel - stride must equal 2 * padding")
+    expect(checks.check_exact_upsampling(lambda f: (2 * f, 2 * f, f // 2)), False, "stride must be the factor")
+    expect(checks.check_exact_upsampling(lambda f: (f, f, 0)), False, "do not overlap")
+    expect(checks.check_exact_upsampling(lambda f: (2 * f + 2 - f % 2, f, f // 2 + 1)), False, "2 * factor")
+    expect(checks.check_exact_upsampling(lambda f: (2 * f, f, f / 2)), False, "float")
+    expect(checks.check_exact_upsampling(lambda f: None), False, "return")
+
+
+# --- confusion matrix ------------------------------------------------------------------------------
+
+def confusion_matrix(prediction, target, n_classes, ignore_index=255):
+    counted = target != ignore_index
+    index = n_classes * target[counted] + prediction[counted]
+    return torch.bincount(index, minlength=n_classes**2).reshape(n_classes, n_classes)
+
+
+def test_confusion_matrix():
+    expect(checks.check_confusion_matrix(confusion_matrix), True)
+    expect(checks.check_confusion_matrix(lambda p, t, n, ignore_index=255: confusion_matrix(p, t, n).T), False, "Rows")
+    expect(checks.check_confusion_matrix(
+        lambda p, t, n, ignore_index=255: confusion_matrix(p, t.masked_fill(t == 255, 0), n)), False, "not void")
+    expect(checks.check_confusion_matrix(
+        lambda p, t, n, ignore_index=255: torch.bincount((n * t + p)[t != 255]).reshape(-1, n)), False, "minlength")
+    expect(checks.check_confusion_matrix(
+        lambda p, t, n, ignore_index=255: torch.bincount((n * t + p).flatten()).reshape(n, n)), False, "void")
+    expect(checks.check_confusion_matrix(
+        lambda p, t, n, ignore_index=255: torch.bincount((n * t + p).flatten())), False, "void")
 
 
 # --- Jaccard from a confusion matrix -----------------------------------------------------------------
@@ -69,8 +133,8 @@ def jaccard(confusion):
 
 
 def test_jaccard_from_confusion():
-    expect(exercises.check_jaccard_from_confusion(jaccard), True)
-    expect(exercises.check_jaccard_from_confusion(lambda c: jaccard(c).tolist()), True)  # a list is fine
+    expect(checks.check_jaccard_from_confusion(jaccard), True)
+    expect(checks.check_jaccard_from_confusion(lambda c: jaccard(c).tolist()), True)  # a list is fine
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -84,7 +148,7 @@ def test_jaccard_from_confusion():
     (lambda c: jaccard(c).mean(), "one value per class"),
 ])
 def test_jaccard_mistakes_get_their_hint(wrong, hint):
-    expect(exercises.check_jaccard_from_confusion(wrong), False, hint)
+    expect(checks.check_jaccard_from_confusion(wrong), False, hint)
 
 
 # --- pixel accuracy ----------------------------------------------------------------------------------
@@ -94,16 +158,16 @@ def test_pixel_accuracy():
         counted = target != ignore_index
         return (prediction[counted] == target[counted]).double().mean().item()
 
-    expect(exercises.check_pixel_accuracy(correct), True)
-    expect(exercises.check_pixel_accuracy(lambda p, t, ignore_index=255: (p == t).double().mean()), False,
+    expect(checks.check_pixel_accuracy(correct), True)
+    expect(checks.check_pixel_accuracy(lambda p, t, ignore_index=255: (p == t).double().mean()), False,
            "Void pixels")
-    expect(exercises.check_pixel_accuracy(
+    expect(checks.check_pixel_accuracy(
         lambda p, t, ignore_index=255: ((p == t) & (t != ignore_index)).sum().item() / t.numel()), False,
         "non-void pixels")
-    expect(exercises.check_pixel_accuracy(
+    expect(checks.check_pixel_accuracy(
         lambda p, t, ignore_index=255: ((p == t) | (t == ignore_index)).double().mean().item()), False,
         "counted as correct")
-    expect(exercises.check_pixel_accuracy(lambda p, t, ignore_index=255: 100 * correct(p, t)), False, "percentage")
+    expect(checks.check_pixel_accuracy(lambda p, t, ignore_index=255: 100 * correct(p, t)), False, "percentage")
 
 
 # --- data: polyp fraction and a joint random crop ----------------------------------------------------
@@ -114,11 +178,11 @@ def polyp_fraction(mask):
 
 
 def test_polyp_fraction():
-    expect(exercises.check_polyp_fraction(polyp_fraction), True)
-    expect(exercises.check_polyp_fraction(lambda m: (m == 1).double().mean().item()), False, "denominator")
-    expect(exercises.check_polyp_fraction(lambda m: (m > 0).sum().item() / max(1, (m != 255).sum().item())),
+    expect(checks.check_polyp_fraction(polyp_fraction), True)
+    expect(checks.check_polyp_fraction(lambda m: (m == 1).double().mean().item()), False, "denominator")
+    expect(checks.check_polyp_fraction(lambda m: (m > 0).sum().item() / max(1, (m != 255).sum().item())),
            False, "mask == 1")
-    expect(exercises.check_polyp_fraction(lambda m: 0.0 if (m == 255).all() else polyp_fraction(m)), False, "nan")
+    expect(checks.check_polyp_fraction(lambda m: 0.0 if (m == 255).all() else polyp_fraction(m)), False, "nan")
 
 
 def random_crop(image, mask, size, generator):
@@ -131,7 +195,7 @@ def random_crop(image, mask, size, generator):
 
 
 def test_random_crop():
-    expect(exercises.check_random_crop(random_crop), True, "all 15 positions")
+    expect(checks.check_random_crop(random_crop), True, "all 15 positions")
 
 
 def test_random_crop_mistakes():
@@ -153,18 +217,18 @@ def test_random_crop_mistakes():
     def no_padding(image, mask, size, generator):
         return image[:, :size, :size], mask[:size, :size]
 
-    expect(exercises.check_random_crop(never_the_last_position), False, "exclusive")
-    expect(exercises.check_random_crop(mask_padded_with_background), False, "VOID (255)")
-    expect(exercises.check_random_crop(two_windows), False, "draw top and left once")
-    expect(exercises.check_random_crop(global_generator), False, "generator=generator")
-    expect(exercises.check_random_crop(no_padding), False)
-    expect(exercises.check_random_crop(lambda image, mask, size, generator: image), False, "pair")
+    expect(checks.check_random_crop(never_the_last_position), False, "exclusive")
+    expect(checks.check_random_crop(mask_padded_with_background), False, "VOID (255)")
+    expect(checks.check_random_crop(two_windows), False, "draw top and left once")
+    expect(checks.check_random_crop(global_generator), False, "generator=generator")
+    expect(checks.check_random_crop(no_padding), False)
+    expect(checks.check_random_crop(lambda image, mask, size, generator: image), False, "pair")
 
 
 # --- bilinear kernel ---------------------------------------------------------------------------------
 
 def test_bilinear_kernel():
-    expect(exercises.check_bilinear_kernel(bilinear_kernel), True)
+    expect(checks.check_bilinear_kernel(bilinear_kernel), True)
 
 
 def test_bilinear_kernel_mistakes():
@@ -183,20 +247,20 @@ def test_bilinear_kernel_mistakes():
         weight = bilinear_kernel(i, o, k)
         return weight / weight[0, 0].sum()
 
-    expect(exercises.check_bilinear_kernel(centre_at_factor_minus_one), False, "even kernel", "factor - 0.5")
-    expect(exercises.check_bilinear_kernel(every_channel_pair), False, "between different channels")
-    expect(exercises.check_bilinear_kernel(lambda i, o, k: bilinear_kernel(1, 1, k)[0, 0]), False, "shape")
-    expect(exercises.check_bilinear_kernel(normalised), False, "scale")
+    expect(checks.check_bilinear_kernel(centre_at_factor_minus_one), False, "even kernel", "factor - 0.5")
+    expect(checks.check_bilinear_kernel(every_channel_pair), False, "between different channels")
+    expect(checks.check_bilinear_kernel(lambda i, o, k: bilinear_kernel(1, 1, k)[0, 0]), False, "shape")
+    expect(checks.check_bilinear_kernel(normalised), False, "scale")
 
 
 # --- crop offsets ------------------------------------------------------------------------------------
 
 def test_crop_offsets():
     model = build_model("fcn8s", 2, preset="original", width=0.0625)
-    expect(exercises.check_crop_offsets(lambda h, w: crop_offsets(model, (h, w))), True)
+    expect(checks.check_crop_offsets(lambda h, w: crop_offsets(model, (h, w))), True)
     paper = build_model("fcn8s", 2, preset="paper", width=0.0625)  # the fixed Caffe offsets are wrong here
-    expect(exercises.check_crop_offsets(lambda h, w: crop_offsets(paper, (h, w))), False, "centre-crop")
-    expect(exercises.check_crop_offsets(lambda h, w: None), False, "return")
+    expect(checks.check_crop_offsets(lambda h, w: crop_offsets(paper, (h, w))), False, "centre-crop")
+    expect(checks.check_crop_offsets(lambda h, w: None), False, "return")
 
 
 # --- one training step -------------------------------------------------------------------------------
@@ -210,8 +274,8 @@ def step(model, optimizer, images, masks):
 
 
 def test_training_step():
-    expect(exercises.check_training_step(step), True, "loss falls")
-    expect(exercises.check_training_step(lambda *args: torch.tensor(step(*args))), True)
+    expect(checks.check_training_step(step), True, "loss falls")
+    expect(checks.check_training_step(lambda *args: torch.tensor(step(*args))), True)
 
 
 def test_training_step_mistakes():
@@ -237,7 +301,7 @@ def test_training_step_mistakes():
         loss.backward()
         return loss.item()
 
-    expect(exercises.check_training_step(no_zero_grad), False, "zero_grad")
-    expect(exercises.check_training_step(void_not_ignored), False, "ignore_index=255")
-    expect(exercises.check_training_step(void_as_background), False, "non-void")
-    expect(exercises.check_training_step(no_step), False, "optimizer.step()")
+    expect(checks.check_training_step(no_zero_grad), False, "zero_grad")
+    expect(checks.check_training_step(void_not_ignored), False, "ignore_index=255")
+    expect(checks.check_training_step(void_as_background), False, "non-void")
+    expect(checks.check_training_step(no_step), False, "optimizer.step()")

@@ -1,3 +1,13 @@
+# ---
+# jupyter:
+#   # Chapter 1, "Introduction": the source of book/01_introduction.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 01`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% tags=["colab-setup"]
 # Set-up cell: replaced by scripts/setup_cell.py.
 
@@ -165,7 +175,7 @@ for grey in [0, 12, 127, 128, 240, 255]:
 # Let us look at the frame and its mask side by side, and at the mask drawn over the frame.
 
 # %%
-%matplotlib inline
+# %matplotlib inline
 import matplotlib.pyplot as plt
 
 from fcn_tutorial.plotting import show_pair
@@ -200,9 +210,29 @@ print(f"polyp pixels in this frame: {polyp_share:.1%}")
 #
 # ## Exercises
 #
+# Open questions: write your answer in the cell below each one.
+#
 # 1. Run this chapter on Colab with a GPU and check that the profile switches to `full`. What changes
 #    in the printed profile?
+
+# %% [markdown] nbgrader={"grade_id": "colab_profile", "solution": true, "grade": true, "points": 1}
+# *Model answer.* The line reads `profile full on cuda` instead of `profile quick on cpu`: no longer a
+# narrow network on a few hundred small frames, but the full-width network on every training frame at full
+# size, larger crops and batches, and many more epochs (`FCN_TUTORIAL_PROFILE` overrides the choice).
+
+# %% [markdown]
 # 2. Show three more training frames with `show_pair`. How much does the share of polyp pixels vary
 #    between them?
+
+# %% [markdown] nbgrader={"grade_id": "polyp_share", "solution": true, "grade": true, "points": 1}
+# *Model answer.* A lot: from a few percent of the frame for a small, distant polyp to a third or more
+# for a close-up. About one pixel in seven is polyp on average, so a frame's share says little about the
+# next one; that is why the book scores each class separately (chapter 5).
+
+# %% [markdown]
 # 3. Look up Kvasir-SEG's licence in the paper that introduced it. What may you do with the frames,
 #    and what needs the authors' permission?
+
+# %% [markdown] nbgrader={"grade_id": "kvasir_licence", "solution": true, "grade": true, "points": 1}
+# *Model answer.* Jha et al. (MMM 2020) allow research and educational use, with a citation of the
+# paper. Any other use, commercial use in particular, needs the authors' prior written permission.

@@ -1,3 +1,13 @@
+# ---
+# jupyter:
+#   # Chapter 2, "From classification to segmentation": the source of book/02_classification_to_segmentation.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 02`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% tags=["colab-setup"]
 # Set-up cell: replaced by scripts/setup_cell.py.
 
@@ -23,7 +33,7 @@ profile = current_profile()
 profile
 
 # %%
-%matplotlib inline
+# %matplotlib inline
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
@@ -90,7 +100,7 @@ print("predicted labels: ", tuple(logits.argmax(dim=1).shape), "-> the same shap
 # full-size networks.)
 #
 # Notice the difference in the last two axes: the classifier squeezed all of space away; the
-segmenter keeps it. Taking the highest score at each pixel (`argmax` over the class axis) gives a
+# segmenter keeps it. Taking the highest score at each pixel (`argmax` over the class axis) gives a
 # predicted mask with exactly the shape of the true one, so we can compare them pixel by pixel.
 
 # %% [markdown]
@@ -454,29 +464,56 @@ with torch.no_grad():
 #
 # ## Exercises
 #
-# 1. **Feature-map sizes.** Write `conv_output_size(size, kernel, stride=1, padding=0)`, which returns
-#    the length of one side of a convolution's (or a pooling's) output. PyTorch rounds down.
+# 1. **Feature-map sizes** (2 points). Write `conv_output_size(size, kernel, stride=1, padding=0)`, which
+#    returns the length of one side of a convolution's (or a pooling's) output. PyTorch rounds down.
 
-# %% tags=["exercise"]
+# %% nbgrader={"grade_id": "conv_output_size", "solution": true}
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     """Length of one side of the output of a convolution or pooling layer."""
-    ...  # your code here
-
-# %% tags=["solution", "hide-cell"]
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """Length of one side of the output of a convolution or pooling layer."""
+    ### BEGIN SOLUTION
     return (size + 2 * padding - kernel) // stride + 1
+    ### END SOLUTION
 
-# %% tags=["check"]
+
+# %% nbgrader={"grade_id": "conv_output_size_test", "grade": true, "points": 2}
 from fcn_tutorial.exercises import check_conv_output_size
 
 check_conv_output_size(conv_output_size)
+### BEGIN HIDDEN TESTS
+for size, kernel, stride, padding in [(1000, 11, 4, 2), (31, 5, 3, 1), (64, 2, 2, 0), (17, 7, 1, 3), (2, 3, 2, 1)]:
+    want = torch.nn.Conv2d(1, 1, kernel, stride, padding)(torch.zeros(1, 1, size, size)).shape[-1]
+    got = conv_output_size(size, kernel, stride, padding)
+    assert got == want, f"conv_output_size({size}, {kernel}, {stride}, {padding}) gave {got}, nn.Conv2d {want}"
+### END HIDDEN TESTS
 
 # %% [markdown]
+# Open questions: write your answer in the cell below each one.
+#
 # 2. Use `conv_output_size` to find the sizes of VGG16's five pooling outputs for a 530 x 622 frame,
 #    the most common Kvasir-SEG size. Which halvings drop a row or a column, and what does that mean
 #    for upsampling back to 530 x 622?
+
+# %% [markdown] nbgrader={"grade_id": "vgg_pooling_sizes", "solution": true, "grade": true, "points": 1}
+# *Model answer.* Each pooling (kernel 2, stride 2) gives 265 x 311, 132 x 155, 66 x 77, 33 x 38 and
+# 16 x 19. Halving 265, 33 (rows) and 311, 155, 77 (columns) drops the odd last row or column. Upsampling
+# 16 x 19 by 32 gives 512 x 608, not 530 x 622: the scores must be resized, or the input padded (FCN pads
+# by 100 and crops), before they can be compared with the mask pixel by pixel.
+
+# %% [markdown]
 # 3. Repeat the round-trip experiment with `mode="nearest"`. By how much does bilinear interpolation
 #    beat nearest neighbour at 1/32?
+
+# %% [markdown] nbgrader={"grade_id": "nearest_vs_bilinear", "solution": true, "grade": true, "points": 1}
+# *Model answer.* Bilinear wins by a few hundredths of Jaccard at 1/32: nearest neighbour turns each
+# coarse cell into a 32 x 32 block, so the outline becomes a staircase, while bilinear interpolation
+# places the 0.5 level between cells and follows a rounded outline more closely. Full marks for the two
+# numbers measured and the difference explained.
+
+# %% [markdown]
 # 4. The bilinear transposed convolution and `F.interpolate(..., mode="bilinear")` gave slightly
 #    different Jaccard values. Compare the two outputs pixel by pixel and find where they differ.
+
+# %% [markdown] nbgrader={"grade_id": "transposed_vs_interpolate", "solution": true, "grade": true, "points": 1}
+# *Model answer.* Inside the frame they agree (up to rounding); they differ along the border. The
+# transposed convolution has no input beyond the edge, so the outermost pixels receive fewer kernel
+# copies and fall towards 0, while `F.interpolate` (with `align_corners=False`) repeats the edge value.

@@ -1,3 +1,13 @@
+# ---
+# jupyter:
+#   # Chapter 3, "The data": the source of book/03_data.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 03`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% tags=["colab-setup"]
 # Set-up cell: replaced by scripts/setup_cell.py.
 
@@ -25,8 +35,8 @@ profile = current_profile()
 profile
 
 # %%
-%matplotlib inline
-%config InlineBackend.figure_formats = ["jpeg"]  # the figures are photographs: JPEG keeps the page light
+# %matplotlib inline
+# %config InlineBackend.figure_formats = ["jpeg"]  # the figures are photographs: JPEG keeps the page light
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -170,7 +180,7 @@ from pathlib import Path
 from torchvision.transforms.v2.functional import to_pil_image
 
 workspace = Path(tempfile.mkdtemp(prefix="fcn-tutorial-"))
-%cd -q {workspace}
+# %cd -q {workspace}
 Path("my-polyps/images").mkdir(parents=True)
 Path("my-polyps/masks").mkdir(parents=True)
 grey_level = torch.tensor([0, 255])  # of background and polyp
@@ -226,7 +236,7 @@ Image.new("L", (64, 48)).save("my-polyps/masks/frame07.png")
 report = check_folder("my-polyps", threshold=128, progress=False)
 print(report)
 print("exit code of the command:", 0 if report.ok else 1)
-%cd -q -
+# %cd -q -
 
 # %% [markdown]
 # Each line names the file and the problem, so that you can fix them all in one pass, and the exit
@@ -493,59 +503,93 @@ browser.widget()
 #
 # ## Exercises
 #
-# 1. **Polyp fraction.** Write `polyp_fraction(mask)`, the share of polyp pixels (class 1) among the
-#    pixels that are *not* void. A mask that is all void has no such share: return `nan`.
+# 1. **Polyp fraction** (2 points). Write `polyp_fraction(mask)`, the share of polyp pixels (class 1) among
+#    the pixels that are *not* void. A mask that is all void has no such share: return `nan`.
 
-# %% tags=["exercise"]
+# %% nbgrader={"grade_id": "polyp_fraction", "solution": true}
 def polyp_fraction(mask: torch.Tensor) -> float:
     """Share of polyp pixels among the non-void pixels of an H x W mask."""
-    raise NotImplementedError("your code here")
-
-# %% tags=["solution", "hide-cell"]
-def polyp_fraction(mask: torch.Tensor) -> float:
-    """Share of polyp pixels among the non-void pixels of an H x W mask."""
+    ### BEGIN SOLUTION
     counted = mask != VOID
     if not counted.any():
         return float("nan")
     return (mask[counted] == 1).float().mean().item()
+    ### END SOLUTION
 
-# %% tags=["check"]
+
+# %% nbgrader={"grade_id": "polyp_fraction_test", "grade": true, "points": 2}
 from fcn_tutorial.exercises import check_polyp_fraction
 
 check_polyp_fraction(polyp_fraction)
+### BEGIN HIDDEN TESTS
+_masks = torch.randint(0, 3, (5, 13, 17), generator=torch.Generator().manual_seed(5))
+for _mask in _masks.masked_fill(_masks == 2, VOID):
+    _want = ((_mask == 1).sum() / (_mask != VOID).sum()).item()
+    assert abs(float(polyp_fraction(_mask)) - _want) < 1e-6, f"polyp_fraction gave {polyp_fraction(_mask)}, not {_want}"
+### END HIDDEN TESTS
 
 # %% [markdown]
-# 2. **A joint random crop.** Write `random_crop(image, mask, size, generator)` that cuts the same
+# 2. **A joint random crop** (3 points). Write `random_crop(image, mask, size, generator)` that cuts the same
 #    random `size x size` window out of a `3 x H x W` image and its `H x W` mask, padding with 0
 #    (image) and `VOID` (mask) at the bottom and right when the frame is smaller than the window.
 #    Every position must be possible, including the last one (the 2017 loader never picked it).
 #    Use plain tensor indexing and `torch.randint(..., generator=generator)`, no torchvision.
 
-# %% tags=["exercise"]
+# %% nbgrader={"grade_id": "random_crop", "solution": true}
 def random_crop(image: torch.Tensor, mask: torch.Tensor, size: int, generator: torch.Generator):
     """The same random size x size window of a 3 x H x W image and its H x W mask."""
-    raise NotImplementedError("your code here")
-
-# %% tags=["solution", "hide-cell"]
-def random_crop(image: torch.Tensor, mask: torch.Tensor, size: int, generator: torch.Generator):
-    """The same random size x size window of a 3 x H x W image and its H x W mask."""
+    ### BEGIN SOLUTION
     pad_bottom, pad_right = max(size - mask.shape[0], 0), max(size - mask.shape[1], 0)
     image = torch.nn.functional.pad(image, (0, pad_right, 0, pad_bottom), value=0.0)
     mask = torch.nn.functional.pad(mask, (0, pad_right, 0, pad_bottom), value=VOID)
     top = int(torch.randint(mask.shape[0] - size + 1, (1,), generator=generator))
     left = int(torch.randint(mask.shape[1] - size + 1, (1,), generator=generator))
     return image[:, top:top + size, left:left + size], mask[top:top + size, left:left + size]
+    ### END SOLUTION
 
-# %% tags=["check"]
+
+# %% nbgrader={"grade_id": "random_crop_test", "grade": true, "points": 3}
 from fcn_tutorial.exercises import check_random_crop
 
 check_random_crop(random_crop)
+### BEGIN HIDDEN TESTS
+_image = torch.rand(3, 40, 30, generator=torch.Generator().manual_seed(3))
+_mask = (_image[0] > 0.5).long()
+for _size in [30, 40, 45]:
+    _crop_image, _crop_mask = random_crop(_image, _mask, _size, torch.Generator().manual_seed(_size))
+    assert tuple(_crop_image.shape) == (3, _size, _size) and tuple(_crop_mask.shape) == (_size, _size), _size
+    assert torch.equal((_crop_image[0] > 0.5).long()[_crop_mask != VOID], _crop_mask[_crop_mask != VOID]), _size
+assert (_crop_mask[40:] == VOID).all() and (_crop_mask[:, 30:] == VOID).all(), "pad the mask with VOID"
+### END HIDDEN TESTS
 
 # %% [markdown]
+# Open questions: write your answer in the cell below each one.
+#
 # 3. Count the polyp pixels again at full resolution, with `fcn_tutorial.data.read_mask`. How far
 #    is the result from the quarter-size estimate, and how much longer does it take?
+
+# %% [markdown] nbgrader={"grade_id": "full_resolution_count", "solution": true, "grade": true, "points": 1}
+# *Model answer.* Within a few tenths of a percentage point: shrinking a mask moves pixels along the outline
+# from one class to the other in both directions, so the share barely changes. Reading and decoding 16 times
+# as many pixels takes several times longer, for an answer that is no more useful.
+
+# %% [markdown]
 # 4. Kvasir-SEG frames range from about 330 to 1,920 pixels in width. Plot the distribution of frame
 #    sizes in the training split (the `fcn-tutorial data check` report lists the most common ones).
 #    What crop size would you train with, and what happens to the largest frames?
+
+# %% [markdown] nbgrader={"grade_id": "frame_sizes", "solution": true, "grade": true, "points": 1}
+# *Model answer.* Most frames are around 530 x 620 and a few are much larger. Crop at a size near the common
+# frame's short side after resizing (e.g. resize to about 512 and crop 320 to 448). Without resizing, a crop
+# of the largest frames covers a small part of a polyp that fills the frame, so the network never sees the
+# polyp's outline at the scale of the other frames; resize first.
+
+# %% [markdown]
 # 5. Rotate a frame by 30 degrees with `v2.RandomRotation(30)` but *without* `fill`. What label do the
 #    new corner pixels of the mask get, and why would that teach the network something false?
+
+# %% [markdown] nbgrader={"grade_id": "rotation_fill", "solution": true, "grade": true, "points": 1}
+# *Model answer.* They get 0, background: the default fill. The corners lie outside the photograph (black in
+# the image), so nobody labelled them; calling them background teaches the network that black corners are
+# tissue without a polyp, and penalises any other prediction there. Filling the mask with `VOID` makes the
+# loss and the metrics skip them.

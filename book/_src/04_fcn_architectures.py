@@ -1,5 +1,12 @@
-# Chapter 4, "FCN-32s, FCN-16s and FCN-8s": the percent-format source of book/04_fcn_architectures.ipynb.
-# Build with `python book/_src/build.py 04`, then execute the notebook in place.
+# ---
+# jupyter:
+#   # Chapter 4, "FCN-32s, FCN-16s and FCN-8s": the source of book/04_fcn_architectures.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 04`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
 # %% tags=["colab-setup"]
 # Set-up cell: written by scripts/setup_cell.py
@@ -32,7 +39,7 @@ profile = current_profile()
 profile
 
 # %%
-%matplotlib inline
+# %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -526,19 +533,14 @@ explorer.widget()
 #
 # ## Exercises
 #
-# 1. **Bilinear kernel.** Write `my_bilinear_kernel(in_channels, out_channels, kernel_size)` that returns the
-#    `in_channels x out_channels x k x k` weight described above. Mind the centre for even kernel sizes: it lies
-#    between two pixels.
+# 1. **Bilinear kernel** (3 points). Write `my_bilinear_kernel(in_channels, out_channels, kernel_size)` that
+#    returns the `in_channels x out_channels x k x k` weight described above, without calling the package's
+#    `bilinear_kernel`. Mind the centre for even kernel sizes: it lies between two pixels.
 
-# %% tags=["exercise"]
+# %% nbgrader={"grade_id": "bilinear_kernel", "solution": true}
 def my_bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int) -> torch.Tensor:
     """The weight of a transposed convolution that upsamples each channel bilinearly."""
-    raise NotImplementedError("your code here")
-
-
-# %% tags=["solution", "hide-cell"]
-def my_bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int) -> torch.Tensor:
-    """The weight of a transposed convolution that upsamples each channel bilinearly."""
+    ### BEGIN SOLUTION
     factor = (kernel_size + 1) // 2
     centre = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
     tent = 1 - (torch.arange(kernel_size) - centre).abs() / factor
@@ -546,61 +548,85 @@ def my_bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int) ->
     for channel in range(min(in_channels, out_channels)):
         weight[channel, channel] = tent[:, None] * tent[None, :]
     return weight
+    ### END SOLUTION
 
 
-# %% tags=["check"]
+# %% nbgrader={"grade_id": "bilinear_kernel_test", "grade": true, "points": 3}
 from fcn_tutorial import exercises
 
 exercises.check_bilinear_kernel(my_bilinear_kernel)
+### BEGIN HIDDEN TESTS
+for _shape in [(3, 5, 8), (4, 2, 7), (1, 1, 32), (2, 2, 1)]:
+    _want = bilinear_kernel(*_shape).double()
+    _got = torch.as_tensor(my_bilinear_kernel(*_shape)).double()
+    assert _got.shape == _want.shape and torch.allclose(_got, _want), f"my_bilinear_kernel{_shape} is wrong"
+import inspect
+
+assert " bilinear_kernel(" not in inspect.getsource(my_bilinear_kernel), "do not call the package's bilinear_kernel"
+### END HIDDEN TESTS
 
 # %% [markdown]
-# 2. **Output size of a transposed convolution.** Write `upsampled_size(size, kernel, stride, padding=0)`, one
-#    side of `nn.ConvTranspose2d`'s output.
+# 2. **Upsampling by an exact factor** (2 points). A transposed convolution of stride $s$ turns a side of
+#    $n$ cells into $(n - 1)s - 2p + k$ pixels: not exactly $n s$. Write `exact_upsampling(factor)`, which returns
+#    the `(kernel_size, stride, padding)` of a transposed convolution that makes *every* side exactly `factor`
+#    times larger and, with the bilinear kernel of exercise 1, blends neighbouring cells as bilinear
+#    interpolation does (its kernel spans about `2 * factor` pixels). It must work for odd factors too.
 
-# %% tags=["exercise"]
-def upsampled_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
-    """One side of a transposed convolution's output."""
-    raise NotImplementedError("your code here")
+# %% nbgrader={"grade_id": "exact_upsampling", "solution": true}
+def exact_upsampling(factor: int) -> tuple[int, int, int]:
+    """(kernel_size, stride, padding) of a bilinear transposed convolution that enlarges exactly factor times."""
+    ### BEGIN SOLUTION
+    return 2 * factor - factor % 2, factor, factor // 2
+    ### END SOLUTION
 
 
-# %% tags=["solution", "hide-cell"]
-def upsampled_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
-    """One side of a transposed convolution's output."""
-    return (size - 1) * stride - 2 * padding + kernel
-
-
-# %% tags=["check"]
-exercises.check_upsampled_size(upsampled_size)
+# %% nbgrader={"grade_id": "exact_upsampling_test", "grade": true, "points": 2}
+exercises.check_exact_upsampling(exact_upsampling)
+### BEGIN HIDDEN TESTS
+for _factor in [6, 7, 9, 64]:
+    _kernel, _stride, _padding = exact_upsampling(_factor)
+    _layer = torch.nn.ConvTranspose2d(1, 1, _kernel, _stride, _padding, bias=False)
+    _shape = tuple(_layer(torch.zeros(1, 1, 3, 11)).shape[-2:])
+    assert _shape == (3 * _factor, 11 * _factor), f"exact_upsampling({_factor}) turns 3 x 11 into {_shape}"
+    assert _kernel == 2 * _factor - _factor % 2, f"exact_upsampling({_factor}): kernel {_kernel}"
+### END HIDDEN TESTS
 
 # %% [markdown]
-# 3. **Crop offsets by hand.** Write `original_crop_offsets(height, width)` that returns the crops of the
-#    `original` FCN-8s for an input of that size, in the form `crop_offsets` uses:
+# 3. **Crop offsets by hand** (3 points). Write `original_crop_offsets(height, width)` that returns the crops
+#    of the `original` FCN-8s for an input of that size, in the form `crop_offsets` uses:
 #    `{"score_pool4": (top, left), "score_pool3": (top, left), "final": (top, left)}`. Follow one side through
 #    the network: `conv1_1` adds $2 \cdot 100 - 2$ pixels, each pooling halves and rounds down, `fc6` removes 6,
-#    each transposed convolution follows your formula from exercise 2, and each crop takes the centre.
+#    each transposed convolution follows the formula above, and each crop takes the centre. Do not call the
+#    package's `crop_offsets` (its checker does).
 
-# %% tags=["exercise"]
+# %% nbgrader={"grade_id": "crop_offsets", "solution": true}
 def original_crop_offsets(height: int, width: int) -> dict:
     """{"score_pool4": (top, left), "score_pool3": (top, left), "final": (top, left)} of the original FCN-8s."""
-    raise NotImplementedError("your code here")
-
-
-# %% tags=["solution", "hide-cell"]
-def original_crop_offsets(height: int, width: int) -> dict:
-    """{"score_pool4": (top, left), "score_pool3": (top, left), "final": (top, left)} of the original FCN-8s."""
+    ### BEGIN SOLUTION
 
     def one_side(size: int) -> tuple[int, int, int]:
-        padded = size + 2 * 100 - 2                 # conv1_1: 3 x 3, padding 100; the other 3 x 3 convs keep the size
-        pool3, pool4, pool5 = padded // 8, padded // 16, padded // 32   # floor pooling, three to five times
-        fc7 = pool5 - 6                             # fc6: 7 x 7, no padding
-        upscore2 = (fc7 - 1) * 2 + 4                # kernel 4, stride 2
-        upscore_pool4 = (upscore2 - 1) * 2 + 4      # after adding the cropped pool4 scores
-        upscore8 = (upscore_pool4 - 1) * 8 + 16     # after adding the cropped pool3 scores
+        padded = size + 2 * 100 - 2  # conv1_1: 3 x 3, padding 100; the other 3 x 3 convs keep the size
+        pool3, pool4, pool5 = padded // 8, padded // 16, padded // 32  # floor pooling, three to five times
+        fc7 = pool5 - 6  # fc6: 7 x 7, no padding
+        upscore2 = (fc7 - 1) * 2 + 4  # kernel 4, stride 2
+        upscore_pool4 = (upscore2 - 1) * 2 + 4  # after adding the cropped pool4 scores
+        upscore8 = (upscore_pool4 - 1) * 8 + 16  # after adding the cropped pool3 scores
         return (pool4 - upscore2) // 2, (pool3 - upscore_pool4) // 2, (upscore8 - size) // 2
 
     rows, columns = one_side(height), one_side(width)
     return {name: (top, left) for name, top, left in zip(["score_pool4", "score_pool3", "final"], rows, columns)}
+    ### END SOLUTION
 
 
-# %% tags=["check"]
+# %% nbgrader={"grade_id": "crop_offsets_test", "grade": true, "points": 3}
 exercises.check_crop_offsets(original_crop_offsets)
+### BEGIN HIDDEN TESTS
+_model = build_model("fcn8s", 2, preset="original", width=0.0625)
+for _size in [(331, 487), (1064, 1920), (64, 200), (257, 255)]:
+    _want, _got = crop_offsets(_model, _size), original_crop_offsets(*_size)
+    assert {key: tuple(value) for key, value in _got.items()} == _want, f"{_size}: {_got} instead of {_want}"
+import inspect
+
+_code = inspect.getsource(original_crop_offsets)
+assert "crop_offsets(" not in _code.replace("def original_crop_offsets(", ""), "do not call the package's crop_offsets"
+### END HIDDEN TESTS

@@ -1,5 +1,12 @@
-# Chapter 5, "Measuring segmentation": the percent-format source of book/05_measuring_segmentation.ipynb.
-# Build with `python book/_src/build.py 05`, then execute the notebook in place.
+# ---
+# jupyter:
+#   # Chapter 5, "Measuring segmentation": the source of book/05_measuring_segmentation.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 05`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
 # %% tags=["colab-setup"]
 # Set-up cell: written by scripts/setup_cell.py
@@ -30,7 +37,7 @@ profile = current_profile()
 profile
 
 # %%
-%matplotlib inline
+# %matplotlib inline
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.colors import ListedColormap
@@ -378,54 +385,93 @@ print(f"pixel accuracy {scores.pixel_accuracy:.4f}, polyp Jaccard {scores.jaccar
 #
 # ## Exercises
 #
-# 1. **Jaccard from a confusion matrix.** Write `jaccard_from_confusion(confusion)` that takes a $C \times C$
-#    table (rows: truth, columns: prediction) and returns the $C$ per-class Jaccard indices as a float tensor.
-#    A class that appears neither in the truth nor in the prediction has no union; return `nan` for it.
+# 1. **The confusion matrix in one pass** (3 points). Write `confusion_matrix(prediction, target, n_classes,
+#    ignore_index=255)` for two label maps of the same shape (any shape: one image or a batch). It returns the
+#    `n_classes x n_classes` table of pixel counts (rows: truth, columns: prediction) *without* the void pixels,
+#    without a Python loop over classes and without the package's `ConfusionMatrix`: combine each pixel's two
+#    labels into one index $C \cdot t + p$ and count the indices with `torch.bincount`. A class that never
+#    occurs keeps its row and column of zeros.
 
-# %% tags=["exercise"]
-def jaccard_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
-    """Per-class Jaccard index TP / (TP + FP + FN) from a C x C confusion matrix."""
-    raise NotImplementedError("your code here")
+# %% nbgrader={"grade_id": "confusion_matrix", "solution": true}
+def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, n_classes: int,
+                     ignore_index: int = 255) -> torch.Tensor:
+    """C x C pixel counts (rows: truth, columns: prediction) of the pixels with target != ignore_index."""
+    ### BEGIN SOLUTION
+    counted = target != ignore_index
+    index = n_classes * target[counted] + prediction[counted]
+    return torch.bincount(index, minlength=n_classes**2).reshape(n_classes, n_classes)
+    ### END SOLUTION
 
 
-# %% tags=["solution", "hide-cell"]
-def jaccard_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
-    """Per-class Jaccard index TP / (TP + FP + FN) from a C x C confusion matrix."""
-    confusion = confusion.double()
-    true_positives = confusion.diag()
-    union = confusion.sum(dim=0) + confusion.sum(dim=1) - true_positives
-    return true_positives / union          # 0 / 0 gives nan for a class that never occurs
-
-
-# %% tags=["check"]
+# %% nbgrader={"grade_id": "confusion_matrix_test", "grade": true, "points": 3}
 from fcn_tutorial import exercises
 
-exercises.check_jaccard_from_confusion(jaccard_from_confusion)
+exercises.check_confusion_matrix(confusion_matrix)
+### BEGIN HIDDEN TESTS
+_generator = torch.Generator().manual_seed(7)
+for _n_classes in [2, 4, 21]:
+    _target = torch.randint(0, _n_classes, (3, 20, 24), generator=_generator)
+    _target[:, :, :3] = 255
+    _prediction = torch.randint(0, _n_classes, (3, 20, 24), generator=_generator)
+    _reference = ConfusionMatrix(n_classes=_n_classes, ignore_index=255)
+    _reference.update(_prediction, _target)
+    _got = torch.as_tensor(confusion_matrix(_prediction, _target, _n_classes))
+    assert torch.equal(_got.long(), _reference.compute().confusion.long()), f"{_n_classes} classes: wrong counts"
+import inspect
+
+assert "ConfusionMatrix" not in inspect.getsource(confusion_matrix), "count the pixels yourself, not with the package"
+### END HIDDEN TESTS
 
 # %% [markdown]
-# 2. **Pixel accuracy.** Write `pixel_accuracy(prediction, target, ignore_index=255)` for two label maps of the
-#    same shape: the share of non-void pixels where they agree. Do it directly on the label maps, without
-#    building a confusion matrix.
+# 2. **Pixel accuracy** (2 points). Write `pixel_accuracy(prediction, target, ignore_index=255)` for two label
+#    maps of the same shape: the share of non-void pixels where they agree. Do it directly on the label maps,
+#    without building a confusion matrix.
 
-# %% tags=["exercise"]
+# %% nbgrader={"grade_id": "pixel_accuracy", "solution": true}
 def pixel_accuracy(prediction: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> float:
     """Share of the pixels with target != ignore_index where prediction == target."""
-    raise NotImplementedError("your code here")
-
-
-# %% tags=["solution", "hide-cell"]
-def pixel_accuracy(prediction: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> float:
-    """Share of the pixels with target != ignore_index where prediction == target."""
+    ### BEGIN SOLUTION
     counted = target != ignore_index
     return (prediction[counted] == target[counted]).double().mean().item()
+    ### END SOLUTION
 
 
-# %% tags=["check"]
+# %% nbgrader={"grade_id": "pixel_accuracy_test", "grade": true, "points": 2}
 exercises.check_pixel_accuracy(pixel_accuracy)
+### BEGIN HIDDEN TESTS
+_generator = torch.Generator().manual_seed(8)
+_target = torch.randint(0, 3, (4, 16, 16), generator=_generator)
+_target[_target == 2] = 255
+_prediction = torch.randint(0, 2, (4, 16, 16), generator=_generator)
+_reference = ConfusionMatrix(n_classes=2, ignore_index=255)
+_reference.update(_prediction, _target)
+_want = float(_reference.compute().pixel_accuracy)
+assert abs(float(pixel_accuracy(_prediction, _target)) - _want) < 1e-6, f"pixel accuracy should be {_want:.4f}"
+import inspect
+
+_code = inspect.getsource(pixel_accuracy)
+assert "ConfusionMatrix" not in _code and "confusion_matrix(" not in _code, "work on the label maps directly"
+### END HIDDEN TESTS
 
 # %% [markdown]
+# Open questions: write your answer in the cell below each one.
+#
 # 3. **Think.** A model scores polyp Jaccard 0.80 over the whole validation split, but 0.55 when averaged per
 #    image. What does that tell you about the polyps it fails on? Which plot from this chapter would you draw
 #    to confirm it?
-# 4. **Dice versus Jaccard.** Show from the definitions that $D = 2J/(1+J)$, and that $D \ge J$ with equality
-#    only at 0 and 1.
+
+# %% [markdown] nbgrader={"grade_id": "split_vs_image", "solution": true, "grade": true, "points": 1}
+# *Model answer.* The whole-split score pools the pixels, so large polyps dominate it; the per-image mean gives
+# every frame the same weight. A much lower per-image mean means the model fails on many frames whose polyps
+# are small (few pixels, little weight in the pooled table). Confirm it with the plot of per-image Jaccard
+# against the polyp's size (its share of the frame): the failures sit at the small end.
+
+# %% [markdown]
+# 4. **Dice versus Jaccard** (2 points). Show from the definitions that $D = 2J/(1+J)$, and that $D \ge J$ with
+#    equality only at 0 and 1.
+
+# %% [markdown] nbgrader={"grade_id": "dice_jaccard", "solution": true, "grade": true, "points": 2}
+# *Model answer.* With $U = \text{TP} + \text{FP} + \text{FN}$, $J = \text{TP}/U$ and
+# $D = 2\text{TP}/(2\text{TP} + \text{FP} + \text{FN}) = 2\text{TP}/(U + \text{TP})$. Dividing numerator
+# and denominator by $U$ gives $D = 2J/(1 + J)$. Then $D - J = J(1 - J)/(1 + J) \ge 0$ for $0 \le J \le 1$,
+# and it is 0 only when $J = 0$ or $J = 1$.

@@ -1,5 +1,12 @@
-# Chapter 6, "Training on a GPU": the percent-format source of book/06_training.ipynb.
-# Build with `python book/_src/build.py 06`, then execute the notebook in place.
+# ---
+# jupyter:
+#   # Chapter 6, "Training on a GPU": the source of book/06_training.ipynb.
+#   # Sync the notebook with `python book/_src/build.py 06`; see CONTRIBUTING.md.
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
 # %% tags=["colab-setup"]
 # Set-up cell: written by scripts/setup_cell.py
@@ -40,7 +47,7 @@ profile = current_profile()
 profile
 
 # %%
-%matplotlib inline
+# %matplotlib inline
 import inspect
 import json
 from pathlib import Path
@@ -237,8 +244,6 @@ for title, name in VARIANTS.items():
 # that was interrupted (`last.pt` but no `test.json`) resumes where it stopped instead of starting over.
 
 # %%
-
-
 for title, name in VARIANTS.items():
     config = run_config(name)
     out = Path(config.out)
@@ -412,39 +417,77 @@ print(sorted(path.name for path in (RUNS / "predictions").iterdir()))
 #
 # ## Exercises
 #
-# 1. **One training step.** Write `training_step(model, optimizer, images, masks)` that performs one
-#    optimisation step with the pixel-wise cross-entropy (void pixels, 255, ignored) and returns the loss of the
-#    batch before the step.
+# 1. **One training step** (3 points). Write `training_step(model, optimizer, images, masks)` that performs
+#    one optimisation step with the pixel-wise cross-entropy (void pixels, 255, ignored) and returns the loss
+#    of the batch before the step.
 
-# %% tags=["exercise"]
+# %% nbgrader={"grade_id": "training_step", "solution": true}
 import torch.nn.functional as F
 
 
 def training_step(model, optimizer, images, masks):
     """One optimisation step on a batch; returns the batch's loss (computed before the step)."""
-    raise NotImplementedError("your code here")
-
-
-# %% tags=["solution", "hide-cell"]
-def training_step(model, optimizer, images, masks):
-    """One optimisation step on a batch; returns the batch's loss (computed before the step)."""
+    ### BEGIN SOLUTION
     optimizer.zero_grad()
     loss = F.cross_entropy(model(images), masks, ignore_index=255)
     loss.backward()
     optimizer.step()
     return loss.item()
+    ### END SOLUTION
 
 
-# %% tags=["check"]
+# %% nbgrader={"grade_id": "training_step_test", "grade": true, "points": 3}
 from fcn_tutorial.exercises import check_training_step
 
 check_training_step(training_step)
+### BEGIN HIDDEN TESTS
+import copy
+
+_generator = torch.Generator().manual_seed(11)
+_images = torch.rand(3, 3, 12, 12, generator=_generator)
+_masks = (_images[:, 1] > 0.5).long()
+_masks[:, :, -2:] = 255
+_model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+_twin = copy.deepcopy(_model)
+_optimizer = torch.optim.SGD(_model.parameters(), lr=0.1, momentum=0.9)
+_twin_optimizer = torch.optim.SGD(_twin.parameters(), lr=0.1, momentum=0.9)
+for _ in range(3):
+    _loss = float(training_step(_model, _optimizer, _images, _masks))
+    _twin_optimizer.zero_grad()
+    _want = F.cross_entropy(_twin(_images), _masks, ignore_index=255)
+    _want.backward()
+    _twin_optimizer.step()
+    assert abs(_loss - _want.item()) < 1e-5, f"loss {_loss:.5f} instead of {_want.item():.5f}"
+assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_model.parameters(), _twin.parameters())), \
+    "after three steps with momentum the weights differ from the reference"
+### END HIDDEN TESTS
 
 # %% [markdown]
+# Open questions: write your answer in the cell below each one.
+#
 # 2. **A better recipe.** Train FCN-8s again with `pretrained_backbone=True, normalize=True` (ImageNet weights
 #    for VGG16 need a download the first time) and compare the validation polyp Jaccard with the run above.
+
+# %% [markdown] nbgrader={"grade_id": "pretrained_backbone", "solution": true, "grade": true, "points": 1}
+# *Model answer.* The pretrained backbone reaches a clearly higher validation polyp Jaccard, and reaches it in
+# far fewer epochs: its early layers already detect edges and textures, so training only has to adapt them.
+# `normalize=True` matters: the ImageNet weights expect inputs normalised with ImageNet's mean and deviation.
+
+# %% [markdown]
 # 3. **Augmentation.** The original mirrored every crop (`hflip=1.0`), which adds no variety at all. Train with
 #    `hflip=0.5, vflip=0.5, rotation=15` and compare the curves: does the gap between training and validation
 #    loss shrink?
+
+# %% [markdown] nbgrader={"grade_id": "augmentation", "solution": true, "grade": true, "points": 1}
+# *Model answer.* Yes: the training loss falls more slowly (each epoch shows new variants of the frames) and
+# the validation loss follows it more closely, so the gap shrinks and the best validation Jaccard comes later
+# but is usually higher. With `hflip=1.0` every crop is mirrored, which is the same data seen in a mirror.
+
+# %% [markdown]
 # 4. **Mixed precision.** On a GPU, time one epoch with `amp="none"` and with `amp="auto"`. Which format did
 #    `precision_plan` pick for your GPU, and how much faster was the epoch?
+
+# %% [markdown] nbgrader={"grade_id": "mixed_precision", "solution": true, "grade": true, "points": 1}
+# *Model answer.* On a GPU with bfloat16 support (Ampere or newer: A100, L4, H100) it picks bf16; on older ones
+# (T4, V100) fp16 with a gradient scaler. The epoch is typically 1.5 to 3 times faster, more on GPUs with
+# tensor cores for the chosen format. Full marks for the format named and both times measured.
