@@ -1,12 +1,13 @@
 """Run-time profiles: how much computation the book's chapters spend.
 
-The same chapter must run in minutes on a laptop CPU and train a real model on a GPU. A *profile*
-collects every size that decides the cost (frames, crops, network width, epochs, batch size) in one
-frozen object, so a chapter reads ``profile.crop_size`` instead of hard-coding a number.
+The same chapter must run in minutes on a laptop CPU and train a real model on a GPU. A *profile* is a
+named set of :class:`~fcn_tutorial.config.TrainConfig` values (``training``), plus the values of each
+stage of chapter 6's staged training (``stages``: FCN-32s, then FCN-16s from it, then FCN-8s), so a
+chapter reads ``profile.stage_config("fcn8s", ...)`` instead of hard-coding a number.
 
-* ``quick``: a few hundred small frames and a narrow network; the whole book runs on a 2-core CPU
-  in about eight minutes and the training chapter still shows a model that learns.
-* ``full``: the full-size recipe for one GPU.
+* ``quick``: small frames and a narrow network with batch norm; the whole book runs on a 2-core CPU in a
+  few minutes, and the training chapter still shows three models that clearly beat the trivial baseline.
+* ``full``: the full-width network from ImageNet VGG16 weights at full resolution, for one GPU.
 
 Choose with the environment variable ``FCN_TUTORIAL_PROFILE=quick|full``; without it the profile is
 ``full`` when CUDA is available and ``quick`` otherwise.
@@ -15,85 +16,156 @@ Choose with the environment variable ``FCN_TUTORIAL_PROFILE=quick|full``; withou
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .device import best_device_name
 
 ENV_VAR = "FCN_TUTORIAL_PROFILE"
+VARIANTS = ("fcn32s", "fcn16s", "fcn8s")  # the order of the staged training
+
+# The assumed sustained float16 throughput of a Colab T4 for the full profile's estimate: about an eighth of
+# its 65 TFLOP/s tensor-core peak (an assumption, not a measurement: see Profile.estimate).
+T4_TFLOPS = 8.0
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Every setting that sizes the book's computations. Build one with :func:`current_profile`."""
+    """The book's settings for one kind of machine. Build one with :func:`current_profile`."""
 
     name: str  # "quick" or "full"
     device: str  # "cpu", "cuda" or "mps"
-    # data
-    n_train: int | None  # training frames used (None: the whole split)
-    n_eval: int | None  # validation/test frames used (None: the whole split)
-    resize: int | None  # every frame is resized to this size first (None: keep the full size)
-    crop_size: int | None  # random training crops (None: whole frames)
-    eval_size: int | None  # evaluation frames resized to this size (None: full size)
-    # model
-    model: str  # fcn32s | fcn16s | fcn8s
-    preset: str  # paper | original | compact
-    width: float  # channel multiplier of the VGG16 backbone
-    # optimisation
-    batch_size: int
-    epochs: int
-    time_limit: float | None  # minutes of training at most (None: no limit)
-    lr: float
-    num_workers: int
-    amp: str  # none | bf16 | fp16 | auto
+    training: Mapping[str, Any]  # TrainConfig values shared by the book's training runs
+    stages: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # each variant's own values
+
+    # The sizes the other chapters read, straight from the TrainConfig values.
+    @property
+    def resize(self) -> int | None:
+        return self.training.get("resize")
+
+    @property
+    def crop_size(self) -> int | None:
+        return self.training.get("crop_size")
+
+    @property
+    def width(self) -> float:
+        return self.training.get("width", 1.0)
+
+    @property
+    def epochs(self) -> int:
+        """The epochs of the three stages together."""
+        return sum(stage["epochs"] for stage in self.stages.values())
 
     def describe(self) -> str:
         """One line that every training output prints, e.g. ``profile quick on cpu (...)``."""
-        frames = f"{self.resize} px frames" if self.resize else "full-size frames"
-        crops = f"{self.crop_size} px crops" if self.crop_size else "whole frames"
-        budget = f"up to {self.epochs} epochs"
-        if self.time_limit is not None:
-            budget += f" or {self.time_limit:g} min"
-        images = "all" if self.n_train is None else str(self.n_train)
-        return (f"profile {self.name} on {self.device} ({self.model} {self.preset} width {self.width:g}, "
-                f"{frames}, {crops}, batch {self.batch_size}, {budget}, {images} training frames)")
+        t = self.training
+        frames = f"{t['resize']} px frames" if t.get("resize") else "full-size frames"
+        crops = f"{t['crop_size']} px crops" if t.get("crop_size") else "whole frames"
+        epochs = " + ".join(f"{stage['epochs']}" for stage in self.stages.values())
+        return (
+            f"profile {self.name} on {self.device} ({t.get('preset', 'paper')} width {self.width:g}, {frames}, "
+            f"{crops}, batch {t.get('batch_size')}, {epochs} epochs for FCN-32s + 16s + 8s)"
+        )
 
     def training_options(self, **overrides: Any) -> dict[str, Any]:
-        """The options of ``fcn_tutorial.train.TrainConfig`` that this profile sets, with ``overrides`` on top."""
-        options = {
-            "model": self.model,
-            "preset": self.preset,
-            "width": self.width,
-            "resize": self.resize,
-            "crop_size": self.crop_size,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "time_limit": self.time_limit,
-            "lr": self.lr,
-            "num_workers": self.num_workers,
-            "amp": self.amp,
-            "device": self.device,
-        }
-        options.update(overrides)
-        return options
+        """This profile's ``TrainConfig`` values on this device, with ``overrides`` on top."""
+        return {**self.training, "device": self.device, **overrides}
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def stage_config(self, model: str, **overrides: Any):
+        """The :class:`~fcn_tutorial.config.TrainConfig` of one stage of chapter 6's staged training."""
+        from .config import TrainConfig
+
+        if model not in self.stages:
+            raise ValueError(f"profile {self.name} has no stage {model!r}; stages: {list(self.stages)}")
+        return TrainConfig(**self.training_options(model=model, **self.stages[model], **overrides))
+
+    @property
+    def estimate(self) -> str:
+        """The full profile's cost on a Colab T4, estimated from FLOP counts (see :data:`T4_TFLOPS`)."""
+        if self.name != "full":
+            return "the quick profile is measured, not estimated: see the chapters' printed times"
+        import torch
+
+        from .models import build_model, count_flops
+
+        crop = self.training["crop_size"]
+        minutes = {}
+        for model in self.stages:
+            with torch.device("meta"):
+                network = build_model(model, 2, preset=self.training["preset"], width=self.width)
+            step_flops = 3 * count_flops(network, (crop, crop))  # forward + backward (about twice the forward)
+            images = self.stages[model]["epochs"] * 657  # Kvasir-SEG's training split in this package
+            minutes[model] = images * step_flops / (T4_TFLOPS * 1e12) / 60
+        parts = ", ".join(f"{model} {value:.0f} min" for model, value in minutes.items())
+        return (
+            f"estimated training time on a Colab T4 at an assumed {T4_TFLOPS:g} TFLOP/s: {parts}; "
+            f"{sum(minutes.values()):.0f} min for the three stages, before data loading and validation "
+            f"(each stage may stop earlier: patience {self.training['patience']})"
+        )
 
 
-# The two profiles without their device (filled in by current_profile).
+# The profiles without their device (filled in by current_profile). Every value is a TrainConfig field.
 PROFILES: dict[str, Profile] = {
+    # Chapter 6 on a 2-core CPU: a quarter-width FCN with batch norm, trained from scratch on every training
+    # frame resized to 160 px (cached in memory), bf16 where the CPU has it, Adam with a cosine schedule.
     "quick": Profile(
-        name="quick", device="cpu",
-        n_train=200, n_eval=40, resize=128, crop_size=112, eval_size=128,
-        model="fcn8s", preset="compact", width=0.25,
-        batch_size=8, epochs=12, time_limit=3.0, lr=1e-3, num_workers=0, amp="none",
+        name="quick",
+        device="cpu",
+        training=dict(
+            preset="compact",
+            width=0.25,
+            batch_norm=True,
+            resize=160,
+            crop_size=None,
+            hflip=0.5,
+            vflip=0.5,
+            cache=True,
+            batch_size=8,
+            eval_batch_size=8,
+            num_workers=0,
+            optimizer="adam",
+            schedule="cosine",
+            patience=None,
+            amp="bf16",
+        ),
+        stages={
+            "fcn32s": dict(epochs=6, lr=2e-3),
+            "fcn16s": dict(epochs=4, lr=1e-3),
+            "fcn8s": dict(epochs=4, lr=1e-3),
+        },
     ),
+    # The real recipe on one GPU: the paper's network from ImageNet VGG16 weights, full-size frames,
+    # 224 px training crops with flips, rotation, rescaling and colour jitter, float16/bfloat16 autocast.
     "full": Profile(
-        name="full", device="cuda",
-        n_train=None, n_eval=None, resize=None, crop_size=224, eval_size=None,
-        model="fcn8s", preset="paper", width=1.0,
-        batch_size=10, epochs=200, time_limit=None, lr=1e-4, num_workers=4, amp="auto",
+        name="full",
+        device="cuda",
+        training=dict(
+            preset="paper",
+            width=1.0,
+            pretrained_backbone=True,
+            normalize=True,
+            resize=None,
+            crop_size=224,
+            hflip=0.5,
+            vflip=0.5,
+            rotation=15.0,
+            scale=[0.75, 1.25],
+            color_jitter=0.1,
+            batch_size=8,
+            eval_batch_size=4,
+            num_workers=2,
+            optimizer="adam",
+            schedule="cosine",
+            patience=10,
+            amp="auto",
+            channels_last=True,
+        ),
+        stages={
+            "fcn32s": dict(epochs=40, lr=1e-4),
+            "fcn16s": dict(epochs=20, lr=5e-5),
+            "fcn8s": dict(epochs=20, lr=5e-5),
+        },
     ),
 }
 
@@ -106,7 +178,8 @@ def default_device() -> str:
 def current_profile(name: str | None = None, *, device: str | None = None) -> Profile:
     """The profile named ``name``, else ``$FCN_TUTORIAL_PROFILE``, else ``full`` on CUDA and ``quick`` elsewhere.
 
-    ``device`` overrides the detected device (``cuda`` when available, then ``mps``, then ``cpu``).
+    ``device`` overrides the detected device (``cuda`` when available, then ``mps``, then ``cpu``). On a CPU
+    without native bfloat16 the quick profile trains in float32 (``amp="none"``).
     """
     device = device or default_device()
     source = "requested"
@@ -117,4 +190,17 @@ def current_profile(name: str | None = None, *, device: str | None = None) -> Pr
             name = "full" if device == "cuda" else "quick"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r} ({source}); choose one of {sorted(PROFILES)}")
-    return replace(PROFILES[name], device=device)
+    profile = replace(PROFILES[name], device=device)
+    if profile.training.get("amp") == "bf16" and not _bf16_here(device):
+        profile = replace(profile, training={**profile.training, "amp": "none"})
+    return profile
+
+
+def _bf16_here(device: str) -> bool:
+    from .precision import cpu_supports_bf16
+
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device == "cpu" and cpu_supports_bf16()

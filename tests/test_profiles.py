@@ -1,4 +1,4 @@
-"""Profiles: the environment variable chooses, the default follows CUDA, bad names fail clearly."""
+"""Profiles: sets of TrainConfig values; the environment variable chooses, the default follows CUDA."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import dataclasses
 import pytest
 
 from fcn_tutorial import profiles
-from fcn_tutorial.profiles import ENV_VAR, Profile, current_profile
-from fcn_tutorial.train import TrainConfig
+from fcn_tutorial.profiles import ENV_VAR, VARIANTS, Profile, current_profile
 
 
 def test_environment_variable_chooses_the_profile(monkeypatch):
@@ -38,25 +37,47 @@ def test_profile_is_frozen_and_describes_itself():
     profile = current_profile("quick", device="cpu")
     assert isinstance(profile, Profile)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        profile.epochs = 100
+        profile.name = "other"
     line = profile.describe()
     assert line.startswith("profile quick on cpu (")
-    assert f"width {profile.width:g}" in line and f"{profile.crop_size} px crops" in line
+    assert f"width {profile.width:g}" in line and f"{profile.resize} px frames" in line
     assert current_profile("full", device="cuda").describe().startswith("profile full on cuda (")
 
 
 def test_quick_is_smaller_than_full_in_every_cost():
     quick, full = current_profile("quick", device="cpu"), current_profile("full", device="cpu")
     assert quick.width < full.width
-    assert quick.crop_size < full.crop_size
+    assert quick.resize is not None and full.resize is None  # small frames against full-size ones
     assert quick.epochs < full.epochs
-    assert quick.n_train is not None and full.n_train is None
-    assert quick.time_limit is not None and quick.time_limit <= 4  # minutes: the training chapter's budget
+    assert not quick.training.get("pretrained_backbone") and full.training["pretrained_backbone"]
 
 
-def test_training_options_make_a_valid_train_config():
-    profile = current_profile("quick", device="cpu")
-    config = TrainConfig(**profile.training_options(out="runs/x", epochs=1))
-    assert (config.width, config.crop_size, config.resize, config.epochs, config.device) == (
-        profile.width, profile.crop_size, profile.resize, 1, "cpu")
+@pytest.mark.parametrize("name", ["quick", "full"])
+def test_every_stage_is_a_valid_train_config(name):
+    profile = current_profile(name, device="cpu")
+    assert tuple(profile.stages) == VARIANTS  # FCN-32s, then FCN-16s from it, then FCN-8s
+    for model in VARIANTS:
+        config = profile.stage_config(model, out="runs/x", data="synthetic")
+        config.validate()
+        assert config.model == model and config.device == "cpu"
+        assert config.epochs == profile.stages[model]["epochs"] and config.lr == profile.stages[model]["lr"]
+        assert (config.width, config.resize) == (profile.width, profile.resize)
 
+
+def test_quick_profile_falls_back_to_float32_without_native_bf16(monkeypatch):
+    monkeypatch.setattr(profiles, "_bf16_here", lambda device: False)
+    assert current_profile("quick", device="cpu").training["amp"] == "none"
+    monkeypatch.setattr(profiles, "_bf16_here", lambda device: True)
+    assert current_profile("quick", device="cpu").training["amp"] == "bf16"
+
+
+def test_unknown_stage_is_a_clear_error():
+    with pytest.raises(ValueError, match="no stage 'fcn4s'"):
+        current_profile("quick", device="cpu").stage_config("fcn4s")
+
+
+def test_full_profile_estimate_is_derived_from_flops():
+    text = current_profile("full", device="cuda").estimate
+    assert "T4" in text and "TFLOP/s" in text and "min for the three stages" in text
+    # 40 epochs x 657 frames x 3 x the paper FCN-32s's 125.3 GFLOPs per 224 x 224 crop at 8 TFLOP/s: 20.6 min
+    assert "fcn32s 21 min" in text

@@ -26,7 +26,7 @@
 #
 # **Running this code.** The chapter decodes a few dozen frames for the pictures and the masks of
 # the training split for the statistics; it runs in well under a minute on a CPU with either
-# profile. The profile only sets the sizes of the augmentation examples.
+# profile: it does the same work in both.
 
 # %%
 from fcn_tutorial.profiles import current_profile
@@ -318,13 +318,13 @@ plt.close(fig)
 # The red mask moves, turns and scales with the polyp; grey marks the void pixels that the rotation
 # and the zoom brought in from outside the frame; the colour jitter changes the image only. The
 # package's `train_transforms` chains such steps in a sensible order (resize, rotate and scale,
-# crop, flip, colour). Here we switch all of them on, with the profile's sizes (`quick` works on
-# small frames: the shorter side resized to 128 pixels, crops of 112):
+# crop, flip, colour). Here we switch all of them on, on small frames so that the pictures are quick
+# to draw (the shorter side resized to 128 pixels, crops of 112):
 
 # %%
 from fcn_tutorial.data import eval_transforms, train_transforms
 
-preset = train_transforms(resize=profile.resize, crop_size=profile.crop_size, hflip=0.5, vflip=0.5,
+preset = train_transforms(resize=128, crop_size=112, hflip=0.5, vflip=0.5,
                           rotation=15, scale=(0.75, 1.25), color_jitter=0.2)
 print(preset)
 
@@ -390,7 +390,7 @@ print("in every view, at least 97% of the pixels have the label of their colour:
 # NBVAL_CHECK_OUTPUT
 from fcn_tutorial.data import make_loaders
 
-augmented = load_polyp_data(train_transform=preset, eval_transform=eval_transforms(resize=profile.eval_size))
+augmented = load_polyp_data(train_transform=preset, eval_transform=eval_transforms(resize=128))
 loaders = make_loaders(augmented.train, augmented.val, augmented.test, batch_size=4, num_workers=0, seed=0)
 images, masks = next(iter(loaders.train))
 print("training batch:  ", tuple(images.shape), images.dtype, "|", tuple(masks.shape), masks.dtype)
