@@ -83,10 +83,14 @@ def error_message(error: BaseException) -> str:
 
 
 def _clean(message: str) -> str:
-    """Drop C++ dispatcher notes and the source paths of torch/torchvision from a message; keep one line."""
+    """Drop C++ dispatcher notes and the source paths of torch/torchvision from a message; keep one printable line."""
     message = re.sub(r"\s*\(?Exception raised from .*", "", message, flags=re.DOTALL)
     message = re.sub(r"\S*[\\/](?:site|dist)-packages[\\/]\S*", "", message)
     message = re.sub(r"\s*\n\s*", "; ", message.strip())
+    try:  # a file name that is not UTF-8 (its bytes were decoded with surrogateescape): show its bytes as \xNN
+        message = message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return message or "unknown error"
 
 

@@ -320,11 +320,11 @@ def _check_value(name: str, value: Any, kind: type, meta) -> None:
         if not math.isfinite(value) or too_low or (high is not None and value > high):
             bound = "(" if meta["low_open"] else "["
             shown = (
-                f"{bound}{_num(low)}, {_num(high)}]"
+                f"in {bound}{_num(low)}, {_num(high)}]"
                 if high is not None
                 else (f"> {_num(low)}" if meta["low_open"] else f">= {_num(low)}")
             )
-            raise ValueError(f"{name} must be in {shown}, got {value!r}")
+            raise ValueError(f"{name} must be {shown}, got {value!r}")
         return
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")
