@@ -435,7 +435,8 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
                 epoch=epoch,
                 progress=progress,
             )
-            diverged = non_finite_parameters(raw_model)  # the loss was finite, but the step may not have been
+            # the loss was finite, but the last steps may not have been: nothing non-finite goes into last.pt
+            diverged = non_finite_parameters(raw_model) + _non_finite_optimizer_state(optimizer)
             if diverged:
                 raise engine.NonFiniteLossError(
                     f"the weights became NaN or infinite during epoch {epoch} ({len(diverged)} tensors, e.g. "
@@ -517,6 +518,16 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     if best_path.exists():
         _score_best_epoch(config, ctx, raw_model, datasets, best_path, best_epoch, log, progress)
     return history
+
+
+def _non_finite_optimizer_state(optimizer: torch.optim.Optimizer) -> list[str]:
+    """The optimiser's state tensors (e.g. Adam's moments) that hold a NaN or an infinity, named for a message."""
+    return [
+        f"optimizer state {key}"
+        for state in optimizer.state.values()
+        for key, tensor in state.items()
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
 
 
 def _saved_epochs(out: Path, last_epoch: int, best_epoch: int) -> str:

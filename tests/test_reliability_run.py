@@ -210,6 +210,23 @@ def test_a_live_lock_keeps_its_temporaries_and_the_lock_is_given_back_after_an_e
     assert not (out / LOCK_NAME).exists()
 
 
+def test_which_locks_are_stale(tmp_path):
+    lock = tmp_path / LOCK_NAME
+    here = socket.gethostname()
+    # a reused process id: the process that holds it now started after the lock was written
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": here, "process_start": "1"}))
+    with RunFolderLock(tmp_path) as taken:
+        assert taken.took_over["process_start"] == "1" and json.loads(lock.read_text())["pid"] == os.getpid()
+    lock.write_text("{half a lo")  # a half-written lock, just now: its writer is still at it
+    with pytest.raises(RunFolderBusyError):
+        RunFolderLock(tmp_path).acquire()
+    os.utime(lock, (time.time() - 60, time.time() - 60))  # ... and a minute later, one a kill -9 left
+    RunFolderLock(tmp_path).acquire().release()
+    lock.write_text(json.dumps({"pid": 1, "host": "another-machine", "since": "09:00"}))  # cannot be checked
+    with pytest.raises(RunFolderBusyError, match=f"in use by process 1 on another-machine .* delete {lock}"):
+        RunFolderLock(tmp_path).acquire()
+
+
 def test_two_processes_taking_over_one_stale_lock_one_wins(tmp_path):
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
     script = (f"import sys, time; sys.path.insert(0, {str(REPO)!r}); from fcn_tutorial.runlock import RunFolderLock\n"
@@ -323,7 +340,8 @@ def test_a_pretrained_backbone_checkpoint_loads_without_the_network(finished, fr
     (PermissionError(errno.EACCES, "Permission denied", "out/a_mask.png"), "out/a_mask.png: Permission denied (check"),
     (FileExistsError(errno.EEXIST, "File exists", "out/a_mask.png"), "out/a_mask.png: File exists"),
     (IsADirectoryError(errno.EISDIR, "Is a directory", "runs/a"), "runs/a: Is a directory (it is a folder"),
-    (OSError(errno.ENOSPC, "No space left on device", "runs/a/last.pt"), "runs/a/last.pt: No space left on device (the"),
+    (OSError(errno.ENOSPC, "No space left on device", "runs/a/last.pt"),
+     "runs/a/last.pt: No space left on device (the "),
     (urllib.error.HTTPError("https://x/k.zip", 404, "Not Found", {}, None), "HTTP Error 404: Not Found"),
     (urllib.error.URLError("connection refused"), "connection refused"),
     (http.client.IncompleteRead(b"12345", 10), "cut short after 5 bytes"),
