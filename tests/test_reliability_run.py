@@ -42,8 +42,22 @@ from fcn_tutorial.runlock import LOCK_NAME, RunFolderBusyError, RunFolderLock
 from fcn_tutorial.scoring import NonFiniteLogitsError, evaluate
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--model", "fcn8s", "--preset", "compact", "--width", "0.0625", "--crop-size", "32", "--batch-size", "4",
-        "--num-workers", "0", "--no-progress", "--no-test"]
+TINY = [
+    "--model",
+    "fcn8s",
+    "--preset",
+    "compact",
+    "--width",
+    "0.0625",
+    "--crop-size",
+    "32",
+    "--batch-size",
+    "4",
+    "--num-workers",
+    "0",
+    "--no-progress",
+    "--no-test",
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +67,20 @@ def data(tmp_path_factory):
 
 
 def tiny(data, out, **options) -> TrainConfig:
-    values = dict(data=str(data), out=str(out), model="fcn8s", preset="compact", width=0.0625, crop_size=32,
-                  batch_size=4, epochs=2, lr=1e-3, progress=False, num_workers=0, test=False)
+    values = dict(
+        data=str(data),
+        out=str(out),
+        model="fcn8s",
+        preset="compact",
+        width=0.0625,
+        crop_size=32,
+        batch_size=4,
+        epochs=2,
+        lr=1e-3,
+        progress=False,
+        num_workers=0,
+        test=False,
+    )
     return TrainConfig(**{**values, **options})
 
 
@@ -76,8 +102,9 @@ def finite(path: Path) -> bool:
 
 def test_an_absurd_learning_rate_leaves_only_finite_checkpoints(data, tmp_path, capsys):
     out = tmp_path / "run"
-    code = cli.main(["train", "--data", str(data), "--out", str(out), *TINY, "--optimizer", "sgd", "--lr", "1e30",
-                     "--epochs", "3"])
+    code = cli.main(
+        ["train", "--data", str(data), "--out", str(out), *TINY, "--optimizer", "sgd", "--lr", "1e30", "--epochs", "3"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "lower --lr" in err and ("holds epoch" in err or "no checkpoint was written" in err), err
@@ -157,9 +184,25 @@ def test_a_checkpoint_with_nan_weights_is_refused(finished, tmp_path):
 def test_a_second_run_into_a_running_folder_is_refused(data, tmp_path, capsys):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "FCN_TUTORIAL_PROFILE": ""}
-    first = subprocess.Popen([sys.executable, "-m", "fcn_tutorial", "train", "--data", str(data), "--out", str(out),
-                              *TINY, "--epochs", "100000"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fcn_tutorial",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            *TINY,
+            "--epochs",
+            "100000",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (out / "last.pt").exists():  # the first run owns the folder and has finished an epoch
@@ -229,10 +272,12 @@ def test_which_locks_are_stale(tmp_path):
 
 def test_two_processes_taking_over_one_stale_lock_one_wins(tmp_path):
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
-    script = (f"import sys, time; sys.path.insert(0, {str(REPO)!r}); from fcn_tutorial.runlock import RunFolderLock\n"
-              f"lock = RunFolderLock({str(tmp_path)!r})\n"
-              "try:\n    lock.acquire(); print('won', flush=True); time.sleep(2)\n"
-              "except FileExistsError: print('refused', flush=True)\n")
+    script = (
+        f"import sys, time; sys.path.insert(0, {str(REPO)!r}); from fcn_tutorial.runlock import RunFolderLock\n"
+        f"lock = RunFolderLock({str(tmp_path)!r})\n"
+        "try:\n    lock.acquire(); print('won', flush=True); time.sleep(2)\n"
+        "except FileExistsError: print('refused', flush=True)\n"
+    )
     processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(3)]
     results = sorted(process.communicate(timeout=120)[0].strip() for process in processes)
     assert results == ["refused", "refused", "won"]
@@ -254,8 +299,14 @@ def frames(tmp_path):
 def test_inputs_that_share_a_stem_get_their_own_outputs(finished, frames, tmp_path):
     written = predict.predict_files(Path(finished.out) / "best.pt", [frames], tmp_path / "out", progress=False)
     names = sorted(path.name for pair in written for path in pair)
-    assert names == ["a_mask.png", "a_overlay.png", "x.jpg_mask.png", "x.jpg_overlay.png", "x.png_mask.png",
-                     "x.png_overlay.png"]
+    assert names == [
+        "a_mask.png",
+        "a_overlay.png",
+        "x.jpg_mask.png",
+        "x.jpg_overlay.png",
+        "x.png_mask.png",
+        "x.png_overlay.png",
+    ]
     with Image.open(tmp_path / "out" / "x.jpg_mask.png") as jpg, Image.open(tmp_path / "out" / "x.png_mask.png") as png:
         assert jpg.size == (48, 40) and png.size == (40, 32)
     assert predict.output_names([Path("a/x.jpg"), Path("b/x.jpg"), Path("b/X.png")]) == ["a_x.jpg", "b_x.jpg", "X.png"]
@@ -270,15 +321,25 @@ def test_predict_into_the_input_folder_never_replaces_a_ground_truth(finished, f
     err = capsys.readouterr().err
     assert "a_mask.png already exists" in err and "--overwrite" in err and "Traceback" not in err
     assert truth.read_bytes() == before and sorted(p.name for p in frames.iterdir()) == [
-        "a.jpg", "a_mask.png", "x.jpg", "x.png"]  # nothing written at all
+        "a.jpg",
+        "a_mask.png",
+        "x.jpg",
+        "x.png",
+    ]  # nothing written at all
     # --overwrite never replaces an input either: a_mask.png is itself one of the images of the folder
     assert cli.main(["predict", checkpoint, str(frames), "--out", str(frames), "--overwrite", "--no-progress"]) == 2
     assert "is one of the input images" in capsys.readouterr().err and truth.read_bytes() == before
 
 
 def test_a_second_predict_needs_overwrite(finished, frames, tmp_path, capsys):
-    arguments = ["predict", str(Path(finished.out) / "best.pt"), str(frames / "a.jpg"), "--out", str(tmp_path / "o"),
-                 "--no-progress"]
+    arguments = [
+        "predict",
+        str(Path(finished.out) / "best.pt"),
+        str(frames / "a.jpg"),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
     assert cli.main(arguments) == 0
     assert cli.main(arguments) == 2 and "already exists" in capsys.readouterr().err
     assert cli.main([*arguments, "--overwrite"]) == 0
@@ -297,8 +358,21 @@ def test_a_huge_frame_is_downscaled_for_the_network_with_a_message(finished, fra
         return real(model, image, size=size, normalize=normalize)
 
     monkeypatch.setattr(predict, "predict", spy)
-    assert cli.main(["predict", str(Path(finished.out) / "best.pt"), str(frames / "x.jpg"), "--out",
-                     str(tmp_path / "o"), "--max-input-pixels", "600", "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(Path(finished.out) / "best.pt"),
+                str(frames / "x.jpg"),
+                "--out",
+                str(tmp_path / "o"),
+                "--max-input-pixels",
+                "600",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "x.jpg is 48x40: over the limit of 600 pixels" in err and seen == [22]
     with Image.open(tmp_path / "o" / "x_mask.png") as mask:
@@ -333,25 +407,40 @@ def test_a_pretrained_backbone_checkpoint_loads_without_the_network(finished, fr
 # 5. No tracebacks: one error path
 
 
-@pytest.mark.parametrize(("error", "expected"), [
-    (ValueError("--width must be in (0, 4], got inf"), "--width must be in"),
-    (FileNotFoundError(errno.ENOENT, "No such file or directory", "runs/a/best.pt"), "runs/a/best.pt: No such file"),
-    (NotADirectoryError(errno.ENOTDIR, "Not a directory", "frames/a.jpg/x"), "frames/a.jpg/x: Not a directory"),
-    (PermissionError(errno.EACCES, "Permission denied", "out/a_mask.png"), "out/a_mask.png: Permission denied (check"),
-    (FileExistsError(errno.EEXIST, "File exists", "out/a_mask.png"), "out/a_mask.png: File exists"),
-    (IsADirectoryError(errno.EISDIR, "Is a directory", "runs/a"), "runs/a: Is a directory (it is a folder"),
-    (OSError(errno.ENOSPC, "No space left on device", "runs/a/last.pt"),
-     "runs/a/last.pt: No space left on device (the "),
-    (urllib.error.HTTPError("https://x/k.zip", 404, "Not Found", {}, None), "HTTP Error 404: Not Found"),
-    (urllib.error.URLError("connection refused"), "connection refused"),
-    (http.client.IncompleteRead(b"12345", 10), "cut short after 5 bytes"),
-    (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "can't decode byte 0xff"),
-    (engine.NonFiniteLossError("the training loss is nan at epoch 2"), "the training loss is nan"),
-    (RuntimeError("CUDA out of memory. Tried to allocate 9.00 GiB"), "the device ran out of memory"),
-    (ValueError("could not read /usr/lib/python3/site-packages/torchvision/io/image.py:123 frames/\udcff.jpg\n"
-                "Exception raised from decode at /pytorch/aten/src/ATen/x.cpp:12 (most recent call first):\n#0 ..."),
-     "could not read  frames/\\xff.jpg"),
-])
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ValueError("--width must be in (0, 4], got inf"), "--width must be in"),
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "runs/a/best.pt"),
+            "runs/a/best.pt: No such file",
+        ),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "frames/a.jpg/x"), "frames/a.jpg/x: Not a directory"),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "out/a_mask.png"),
+            "out/a_mask.png: Permission denied (check",
+        ),
+        (FileExistsError(errno.EEXIST, "File exists", "out/a_mask.png"), "out/a_mask.png: File exists"),
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "runs/a"), "runs/a: Is a directory (it is a folder"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "runs/a/last.pt"),
+            "runs/a/last.pt: No space left on device (the ",
+        ),
+        (urllib.error.HTTPError("https://x/k.zip", 404, "Not Found", {}, None), "HTTP Error 404: Not Found"),
+        (urllib.error.URLError("connection refused"), "connection refused"),
+        (http.client.IncompleteRead(b"12345", 10), "cut short after 5 bytes"),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "can't decode byte 0xff"),
+        (engine.NonFiniteLossError("the training loss is nan at epoch 2"), "the training loss is nan"),
+        (RuntimeError("CUDA out of memory. Tried to allocate 9.00 GiB"), "the device ran out of memory"),
+        (
+            ValueError(
+                "could not read /usr/lib/python3/site-packages/torchvision/io/image.py:123 frames/\udcff.jpg\n"
+                "Exception raised from decode at /pytorch/aten/src/ATen/x.cpp:12 (most recent call first):\n#0 ..."
+            ),
+            "could not read  frames/\\xff.jpg",
+        ),
+    ],
+)
 def test_every_expected_error_is_one_line_and_exit_2(error, expected, tmp_path, monkeypatch, capsys):
     def fail(*args, **kwargs):
         raise error
@@ -380,10 +469,13 @@ def test_a_bug_shows_its_traceback_and_says_so_and_ctrl_c_is_130(tmp_path, monke
     assert cli.main(["predict", "best.pt", str(tmp_path), "--out", str(tmp_path / "o")]) == 130
 
 
-@pytest.mark.parametrize("failure", [
-    RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 4480 vs 4374"),
-    OSError(errno.ENOSPC, "No space left on device"),
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 4480 vs 4374"),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ],
+)
 def test_a_full_disk_during_a_checkpoint_write_is_one_line(failure, data, tmp_path, monkeypatch, capsys):
     from fcn_tutorial import checkpoint
 
@@ -402,8 +494,20 @@ def test_a_full_disk_during_a_checkpoint_write_is_one_line(failure, data, tmp_pa
 def test_a_device_that_is_not_there_is_one_line(finished, frames, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
-    assert cli.main(["predict", str(Path(finished.out) / "best.pt"), str(frames), "--out", str(tmp_path / "o"),
-                     "--device", "cuda:0"]) == 2
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(Path(finished.out) / "best.pt"),
+                str(frames),
+                "--out",
+                str(tmp_path / "o"),
+                "--device",
+                "cuda:0",
+            ]
+        )
+        == 2
+    )
     assert "has no CUDA GPU" in capsys.readouterr().err
 
 
@@ -451,16 +555,19 @@ def test_a_config_json_that_is_not_utf8_is_one_line(finished, tmp_path, capsys):
 # 6. Arguments that crash or do nothing
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (["--width", "1000"], r"--width must be in \(0, 4\], got 1000"),
-    (["--crop-size", "100000"], r"--crop-size must be in \[1, 8192\], got 100000"),
-    (["--epochs", "0"], r"--epochs must be in \[1, 1e\+06\], got 0"),
-    (["--n-train", "0"], r"--n-train must be >= 1, got 0"),
-    (["--lr", "inf"], r"--lr must be >= 0, got inf"),
-    (["--lr", "nan"], r"--lr must be >= 0, got nan"),
-    (["--class-weights", "1", "2", "3"], r"one weight per class \(2\), got 3"),
-    (["--batch-size", "0"], r"--batch-size must be in \[1, 4096\]"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--width", "1000"], r"--width must be in \(0, 4\], got 1000"),
+        (["--crop-size", "100000"], r"--crop-size must be in \[1, 8192\], got 100000"),
+        (["--epochs", "0"], r"--epochs must be in \[1, 1e\+06\], got 0"),
+        (["--n-train", "0"], r"--n-train must be >= 1, got 0"),
+        (["--lr", "inf"], r"--lr must be >= 0, got inf"),
+        (["--lr", "nan"], r"--lr must be >= 0, got nan"),
+        (["--class-weights", "1", "2", "3"], r"one weight per class \(2\), got 3"),
+        (["--batch-size", "0"], r"--batch-size must be in \[1, 4096\]"),
+    ],
+)
 def test_train_options_out_of_range(arguments, message, capsys):
     assert cli.main(["train", "--data", "synthetic", "--out", "never-written", *arguments]) == 2
     err = capsys.readouterr().err
@@ -468,12 +575,15 @@ def test_train_options_out_of_range(arguments, message, capsys):
     assert not Path("never-written").exists()
 
 
-@pytest.mark.parametrize(("command", "message"), [
-    (["predict", "{ckpt}", "{frames}", "--out", "{tmp}", "--resize", "0"], "--resize must be 'train', 'full' or"),
-    (["predict", "{ckpt}", "{frames}", "--out", "{tmp}", "--max-input-pixels", "-5"], "--max-input-pixels must be"),
-    (["evaluate", "{ckpt}", "--batch-size", "0"], r"--batch-size must be in [1, 4096]"),
-    (["evaluate", "{ckpt}", "--num-workers", "-1"], r"--num-workers must be in [0, 256]"),
-])
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["predict", "{ckpt}", "{frames}", "--out", "{tmp}", "--resize", "0"], "--resize must be 'train', 'full' or"),
+        (["predict", "{ckpt}", "{frames}", "--out", "{tmp}", "--max-input-pixels", "-5"], "--max-input-pixels must be"),
+        (["evaluate", "{ckpt}", "--batch-size", "0"], r"--batch-size must be in [1, 4096]"),
+        (["evaluate", "{ckpt}", "--num-workers", "-1"], r"--num-workers must be in [0, 256]"),
+    ],
+)
 def test_predict_and_evaluate_options_out_of_range(command, message, finished, frames, tmp_path, capsys):
     values = {"{ckpt}": str(Path(finished.out) / "best.pt"), "{frames}": str(frames), "{tmp}": str(tmp_path / "o")}
     assert cli.main([values.get(part, part) for part in command]) == 2
@@ -490,13 +600,16 @@ def test_an_empty_validation_split_is_an_error(tmp_path, capsys):
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"width": 1000}, "--width must be in"),
-    ({"lr": "fast"}, "--lr must be a number"),
-    ({"n_classes": 2.5}, "--n-classes must be a whole number"),
-    ({"model": "fcn64s"}, "--model must be one of"),
-    ({"monitor": 3}, "--monitor must be a string"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"width": 1000}, "--width must be in"),
+        ({"lr": "fast"}, "--lr must be a number"),
+        ({"n_classes": 2.5}, "--n-classes must be a whole number"),
+        ({"model": "fcn64s"}, "--model must be one of"),
+        ({"monitor": 3}, "--monitor must be a string"),
+    ],
+)
 def test_a_hostile_config_in_a_checkpoint_is_refused(change, message, finished, tmp_path, capsys):
     state = load_checkpoint(Path(finished.out) / "best.pt")
     state["config"].update(change)
