@@ -392,7 +392,7 @@ import sys
 
 frames_to_segment = [str(path) for path in validation.image_paths[:2]]
 command = [sys.executable, "-m", "fcn_tutorial", "predict", str(RUNS / "fcn8s" / "best.pt"), *frames_to_segment,
-           "--out", str(RUNS / "predictions"), "--overwrite", "--no-progress"]
+           "--out", str(RUNS / "predictions"), "--no-progress"]
 print(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 print(sorted(path.name for path in (RUNS / "predictions").iterdir()))
 
