@@ -13,6 +13,7 @@ values, so that :func:`restore_rng_state` continues a run exactly where it stopp
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
@@ -29,8 +30,23 @@ __all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "restore_rng_state
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` atomically (:func:`fcn_tutorial.files.atomic_write`: temporary file, ``fsync``,
-    ``os.replace``)."""
-    return atomic_write(path, lambda file: torch.save(state, file))
+    ``os.replace``).
+
+    A write that fails (a full disk, a folder without write permission) is an :class:`OSError` that
+    names ``path``; the old checkpoint at ``path`` is left as it was.
+    """
+    try:
+        return atomic_write(path, lambda file: torch.save(state, file))
+    except OSError as error:
+        if error.filename is not None or error.errno is None:
+            raise
+        raise OSError(error.errno, f"could not write the checkpoint ({error.strerror})", str(path)) from None
+    except RuntimeError as error:  # torch.save's own writer: "unexpected pos ..." when the disk fills up
+        if "unexpected pos" not in str(error) and "write" not in str(error).lower():
+            raise
+        raise OSError(
+            errno.ENOSPC, "could not write the checkpoint (torch.save stopped part-way: is the disk full?)", str(path)
+        ) from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -320,11 +320,11 @@ def _check_value(name: str, value: Any, kind: type, meta) -> None:
         if not math.isfinite(value) or too_low or (high is not None and value > high):
             bound = "(" if meta["low_open"] else "["
             shown = (
-                f"{bound}{_num(low)}, {_num(high)}]"
+                f"in {bound}{_num(low)}, {_num(high)}]"
                 if high is not None
                 else (f"> {_num(low)}" if meta["low_open"] else f">= {_num(low)}")
             )
-            raise ValueError(f"{name} must be in {shown}, got {value!r}")
+            raise ValueError(f"{name} must be {shown}, got {value!r}")
         return
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")
@@ -420,8 +420,12 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
     return TrainConfig.for_recipe(recipe, **given), False
 
 
-def build_model_for(config: TrainConfig):
-    """The untrained network that ``config`` describes."""
+def build_model_for(config: TrainConfig, *, pretrained_backbone: bool | None = None):
+    """The untrained network that ``config`` describes.
+
+    ``pretrained_backbone=False`` skips ImageNet's weights (and their download) whatever the config says:
+    for a network whose trained weights are loaded next, e.g. from a checkpoint.
+    """
     from .models import build_model
 
     return build_model(
@@ -429,6 +433,6 @@ def build_model_for(config: TrainConfig):
         config.n_classes,
         preset=config.preset,
         width=config.width,
-        pretrained_backbone=config.pretrained_backbone,
+        pretrained_backbone=config.pretrained_backbone if pretrained_backbone is None else pretrained_backbone,
         batch_norm=config.batch_norm,
     )

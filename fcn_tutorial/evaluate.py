@@ -42,7 +42,8 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "auto") -> t
     """The network of a ``best.pt`` or ``last.pt`` with its weights, in eval mode, and its :class:`TrainConfig`.
 
     Checkpoints of every earlier version load: their config is read with today's defaults for the
-    options that did not exist yet.
+    options that did not exist yet. The stored config is validated like any other; the network is built
+    without ImageNet weights (the checkpoint holds all of them), so loading never touches the network.
     """
     device = resolve_device(device)
     state = load_checkpoint(checkpoint, map_location=device)
@@ -52,11 +53,21 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "auto") -> t
         config = TrainConfig.from_dict(state["config"])
     except ValueError as error:
         raise ValueError(f"checkpoint {checkpoint} holds an invalid config: {error}") from None
-    model = build_model_for(config)
+    model = build_model_for(config, pretrained_backbone=False)  # the weights are in the checkpoint: no download
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise ValueError(f"checkpoint {checkpoint} does not fit a {config.model} ({config.preset}): {error}") from None
+    except (RuntimeError, TypeError, AttributeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"checkpoint {checkpoint} does not fit a {config.model} ({config.preset}): {first_line}"
+        ) from None
+    diverged = [name for name, tensor in model.state_dict().items() if tensor.is_floating_point()
+                and not torch.isfinite(tensor).all()]
+    if diverged:
+        raise ValueError(
+            f"checkpoint {checkpoint} holds NaN or infinite weights ({diverged[0]}, ...): its run diverged; "
+            f"use a checkpoint of a run with a lower --lr"
+        )
     return model.to(device).eval(), config
 
 
@@ -188,6 +199,10 @@ def format_report(result: dict[str, Any]) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     resize = args.resize if args.resize in ("train", "full") else _positive_int(args.resize, "--resize")
+    if not 1 <= args.batch_size <= 4096:
+        raise ValueError(f"--batch-size must be in [1, 4096], got {args.batch_size}")
+    if not 0 <= args.num_workers <= 256:
+        raise ValueError(f"--num-workers must be in [0, 256], got {args.num_workers}")
     result = evaluate_checkpoint(
         args.checkpoint,
         args.data,

@@ -10,13 +10,32 @@ as in the book's figures, :func:`fcn_tutorial.plotting.overlay`). Any image size
 preprocessed exactly as in training (:func:`fcn_tutorial.scoring.preprocess`: the run's ``--resize``
 with antialiasing, and its normalisation) and the scores are resized back to the frame, so the masks
 are the argmax of the very scores that ``fcn-tutorial evaluate`` counts.
+
+What it guarantees:
+
+* **no overwrite**: a file that exists before the run is never replaced (the run stops before writing
+  anything), unless ``--overwrite`` is given; an input image is never replaced, even then
+  (:class:`fcn_tutorial.files.OutputClaims`). So ``--out`` may be the input folder: a ground-truth
+  ``a_mask.png`` beside ``a.jpg`` survives.
+* **no collision**: outputs are named after the input's stem; inputs that share a stem (``x.jpg`` and
+  ``x.png``) are named after their whole file name (``x.jpg_mask.png``, ``x.png_mask.png``), and inputs
+  that share a file name in different folders after their folder too (:func:`output_names`).
+* **bounded memory**: the network never sees more than ``max_input_pixels`` pixels (default 4 million,
+  about 2000 x 2000; ``--max-input-pixels`` or ``$FCN_TUTORIAL_MAX_INPUT_PIXELS``). A larger frame is
+  downscaled for the network, with a message, and its scores are resized back to its full size. A
+  full-size FCN-8s on a 10000 x 10000 frame would need more than 9 GB; the mask and overlay of a frame
+  take about 20 bytes per pixel, and frames over ``$FCN_TUTORIAL_MAX_PIXELS`` are refused when read.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +46,30 @@ from torch import nn
 from .data import IMAGE_SUFFIXES, read_image  # one reader and one list of suffixes for training and prediction
 from .device import resolve_device
 from .evaluate import load_model
-from .files import atomic_write
+from .files import OutputClaims, atomic_write
 from .progress import progress_bar
 from .scoring import predict
 
-__all__ = ["IMAGE_SUFFIXES", "predict", "predict_files", "read_image", "find_images", "mask_to_png", "register"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_INPUT_PIXELS_ENV",
+    "predict",
+    "predict_files",
+    "read_image",
+    "find_images",
+    "output_names",
+    "network_input_size",
+    "max_input_pixels",
+    "mask_to_png",
+    "register",
+]
+
+MAX_INPUT_PIXELS_ENV = "FCN_TUTORIAL_MAX_INPUT_PIXELS"
+DEFAULT_MAX_INPUT_PIXELS = 4_000_000  # about 2000 x 2000: a full-width FCN-8s needs about 3 GB for it
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
-    """The image files among ``paths``; a folder stands for the images directly inside it, sorted."""
+    """The image files among ``paths``, each once; a folder stands for the images directly inside it, sorted."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -49,7 +83,59 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
             found.append(path)
         else:
             raise FileNotFoundError(f"image or folder {path} does not exist")
-    return found
+    unique = {path.resolve(): path for path in reversed(found)}  # a file given twice (alone and in its folder)
+    return [path for path in found if unique[path.resolve()] is path]
+
+
+def output_names(files: Sequence[Path]) -> list[str]:
+    """The name each input's outputs start with: unique among ``files``, compared without case.
+
+    The stem where no other input shares it; else the file name; else the folder and the file name;
+    else a number in front.
+
+    >>> output_names([Path("a/x.jpg"), Path("a/x.png"), Path("a/y.jpg"), Path("b/y.jpg")])
+    ['x.jpg', 'x.png', 'a_y.jpg', 'b_y.jpg']
+    """
+    fallbacks = (
+        lambda i, p: p.name,
+        lambda i, p: f"{p.parent.name}_{p.name}",
+        lambda i, p: f"{i + 1}_{p.parent.name}_{p.name}",
+    )
+    names = [path.stem for path in files]
+    for fallback in fallbacks:
+        taken = Counter(name.lower() for name in names)
+        names = [fallback(i, p) if taken[n.lower()] > 1 else n for i, (n, p) in enumerate(zip(names, files))]
+    return names
+
+
+def max_input_pixels() -> int:
+    """``$FCN_TUTORIAL_MAX_INPUT_PIXELS``, else 4,000,000: the most pixels the network sees of one frame."""
+    text = os.environ.get(MAX_INPUT_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_INPUT_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_INPUT_PIXELS_ENV} must be a positive number of pixels, got {text!r}")
+    return value
+
+
+def network_input_size(height: int, width: int, size: int | None, max_pixels: int) -> tuple[int | None, bool]:
+    """The ``size`` to give :func:`~fcn_tutorial.scoring.predict` for a ``height x width`` frame, and whether
+    it was lowered so that the network sees at most ``max_pixels`` pixels (shorter side, or ``None``: full size).
+
+    >>> network_input_size(10_000, 10_000, None, 4_000_000)
+    (2000, True)
+    >>> network_input_size(480, 640, 256, 4_000_000)
+    (256, False)
+    """
+    shorter, longer = min(height, width), max(height, width)
+    side = shorter if size is None else size
+    if side * (side * longer / shorter) <= max_pixels:
+        return size, False
+    return max(1, math.floor(math.sqrt(max_pixels * shorter / longer))), True
 
 
 def mask_to_png(mask: torch.Tensor, n_classes: int) -> Image.Image:
@@ -89,12 +175,18 @@ def predict_files(
     normalize: bool | None = None,
     device: str = "auto",
     progress: bool | None = None,
+    overwrite: bool = False,
+    max_pixels: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> list[tuple[Path, Path]]:
     """Write ``<name>_mask.png`` and ``<name>_overlay.png`` into ``out`` for each image; return their paths.
 
     ``checkpoint_or_model`` is a checkpoint file (its run decides ``size="train"``, the normalisation and
     the number of classes) or a model (give ``n_classes`` and ``normalize``; ``size="train"`` then means
-    full size).
+    full size). ``<name>`` is from :func:`output_names`. Every output is claimed before the first image is
+    read: an existing file stops the run with ``FileExistsError`` unless ``overwrite``, and inputs are never
+    overwritten. Frames over ``max_pixels`` (default :func:`max_input_pixels`) at the network's input are
+    downscaled for it, and ``log`` (default: ``warnings.warn``) says so.
     """
     target_device = resolve_device(device)
     if isinstance(checkpoint_or_model, nn.Module):
@@ -105,14 +197,36 @@ def predict_files(
         train_size, n_classes = config.resize, config.n_classes
         normalize = config.normalize if normalize is None else normalize
     run_size = train_size if size == "train" else None if size in (None, "full") else int(size)
+    if run_size is not None and run_size < 1:
+        raise ValueError(f"size must be 'train', 'full' or a positive number of pixels, got {size!r}")
+    max_pixels = max_input_pixels() if max_pixels is None else max_pixels
+    log = log or (lambda line: warnings.warn(line, stacklevel=3))
     files = find_images(images)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder for the masks and overlays")
+    claims, inputs = OutputClaims(overwrite=overwrite), {path.resolve() for path in files}
+    planned = []
+    for path, name in zip(files, output_names(files)):
+        pair = (out / f"{name}_mask.png", out / f"{name}_overlay.png")
+        for target in pair:
+            claims.claim(target)
+            if target.resolve() in inputs:  # even with --overwrite
+                raise ValueError(f"{target} is one of the input images; choose another --out")
+        planned.append((path, pair))
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in progress_bar(files, progress=progress, desc="predicting", unit="image"):
+    for path, (mask_path, overlay_path) in progress_bar(planned, progress=progress, desc="predicting", unit="image"):
         image = read_image(path)
-        mask = predict(model, image, size=run_size, normalize=normalize)
-        mask_path, overlay_path = out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"
+        height, width = image.shape[-2:]
+        frame_size, lowered = network_input_size(height, width, run_size, max_pixels)
+        if lowered:
+            log(
+                f"{path} is {width}x{height}: over the limit of {max_pixels:,} pixels at the network's input, so the "
+                f"network sees it with a shorter side of {frame_size} px and the mask is resized to full size "
+                f"(raise --max-input-pixels if the device has the memory)"
+            )
+        mask = predict(model, image, size=frame_size, normalize=normalize)
         _save_png(mask_to_png(mask, n_classes), mask_path)
         _save_png(overlay_png(image, mask), overlay_path)
         written.append((mask_path, overlay_path))
@@ -120,7 +234,12 @@ def predict_files(
 
 
 def _run(args: argparse.Namespace) -> int:
-    size = args.resize if args.resize in ("train", "full") else int(args.resize)
+    size = args.resize
+    if size not in ("train", "full"):
+        size = _positive_int(size, "--resize must be 'train', 'full' or a positive number of pixels")
+    max_pixels = args.max_input_pixels
+    if max_pixels is not None:
+        max_pixels = _positive_int(max_pixels, "--max-input-pixels must be a positive whole number")
     written = predict_files(
         args.checkpoint,
         args.images,
@@ -128,9 +247,22 @@ def _run(args: argparse.Namespace) -> int:
         size=size,
         device=args.device,
         progress=False if args.no_progress else None,
+        overwrite=args.overwrite,
+        max_pixels=max_pixels,
+        log=lambda line: print(f"fcn-tutorial predict: {line}", file=sys.stderr),
     )
     print(f"wrote {len(written)} masks and overlays to {args.out}")
     return 0
+
+
+def _positive_int(text: str, rule: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{rule}, got {text!r}")
+    return value
 
 
 def register(subparsers) -> None:
@@ -144,7 +276,15 @@ def register(subparsers) -> None:
     parser.add_argument("images", nargs="+", help="image files and/or folders of images")
     parser.add_argument("--out", required=True, help="folder for <name>_mask.png and <name>_overlay.png")
     parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing output files (never an input image)"
+    )
+    parser.add_argument(
         "--resize", default="train", help="network input: 'train' (the run's --resize, default), 'full', or pixels"
+    )
+    parser.add_argument(
+        "--max-input-pixels",
+        help=f"downscale larger frames for the network (default: ${MAX_INPUT_PIXELS_ENV} or "
+        f"{DEFAULT_MAX_INPUT_PIXELS:,}); masks stay at full size",
     )
     parser.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N | mps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

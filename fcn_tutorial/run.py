@@ -50,11 +50,12 @@ from . import engine
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .config import RUNS_ENV_VAR, TrainConfig, build_model_for, runs_home
 from .distributed import DistributedContext, all_reduce_sum, barrier, cleanup, init_distributed
-from .files import atomic_write_text
+from .files import atomic_write_text, remove_stale_temporaries
 from .history import plot_history, write_history
 from .precision import precision_plan
 from .progress import progress_bar
-from .scoring import evaluate, score_dataset
+from .runlock import RunFolderLock
+from .scoring import NonFiniteLogitsError, evaluate, score_dataset
 
 __all__ = [
     "RUNS_ENV_VAR",
@@ -207,7 +208,11 @@ class RunLog:
         if not self.enabled:
             return
         tqdm.write(line, file=sys.stdout)
-        if self.path is not None:
+        self.to_file(line)
+
+    def to_file(self, line: str) -> None:
+        """Only into ``train.log`` (for a line that the command line prints itself)."""
+        if self.enabled and self.path is not None:
             with open(self.path, "a", encoding="utf-8") as file:
                 file.write(line + "\n")
 
@@ -239,12 +244,23 @@ def final_line(loss: float, scores, n_classes: int) -> str:
 
 
 def monitored_value(row: dict, monitor: str) -> float:
-    """The validation figure that decides the best epoch: mean Jaccard, or one class's."""
+    """The validation figure that decides the best epoch: mean Jaccard, or one class's.
+
+    ``-inf`` (never an improvement) when it, or the validation loss, is NaN or infinite.
+    """
     key = "val_jaccard_mean" if monitor == "mean" else f"val_jaccard_{monitor}"
     if key not in row:
         raise ValueError(f"--monitor must be 'mean' or a class index, got {monitor!r}")
     value = row[key]
-    return -math.inf if math.isnan(value) else value
+    if not math.isfinite(value) or not math.isfinite(row.get("val_loss", 0.0)):
+        return -math.inf
+    return value
+
+
+def non_finite_parameters(model: nn.Module) -> list[str]:
+    """The names of the parameters and buffers of ``model`` that hold a NaN or an infinity."""
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    return [name for name, tensor in tensors if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,11 +272,21 @@ def train(config: TrainConfig, *, resume: bool = False) -> list[dict]:
 
     With ``resume=True`` the run continues from ``config.out/last.pt``. Under ``torchrun`` every
     process calls this; only rank 0 writes.
+
+    The run owns its folder while it trains (:class:`~fcn_tutorial.runlock.RunFolderLock`): a second
+    run into it is refused. ``best.pt`` and ``last.pt`` only ever hold finite weights: when the weights
+    or the loss become NaN or infinite the run stops with :class:`~fcn_tutorial.engine.NonFiniteLossError`,
+    whose message says which epochs the checkpoints hold.
     """
     ctx = init_distributed(config.device)
+    lock = RunFolderLock(config.out) if ctx.is_main else None
     try:
+        if lock is not None:
+            lock.acquire()
         return _train(config, ctx, resume)
     finally:
+        if lock is not None:
+            lock.release()
         cleanup()
 
 
@@ -280,8 +306,12 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         )
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        # what a kill -9 during a write left behind; safe to remove: this process holds the folder's lock
+        stale = remove_stale_temporaries(out)
         atomic_write_text(out / "config.json", config.to_json() + "\n")
     log = RunLog(out / "train.log", enabled=ctx.is_main)
+    if ctx.is_main and stale:
+        log(f"removed {len(stale)} temporary file(s) left by an interrupted write: {', '.join(p.name for p in stale)}")
     progress = config.progress if ctx.is_main else False
 
     configure_determinism(config, device)
@@ -289,7 +319,11 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     amp_dtype, use_scaler = precision_plan(device.type, config.amp)
 
     datasets = build_datasets(config, ctx)
-    model = build_model_for(config).to(device)
+    for split in ("train", "val"):
+        if len(datasets[split]) == 0:
+            raise ValueError(f"the {split} split of {config.data} holds no frames: nothing to train or to validate on")
+    # resuming: the weights come from last.pt, so ImageNet's are not needed (nor downloaded)
+    model = build_model_for(config, pretrained_backbone=False if checkpoint is not None else None).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     raw_model = model  # the module whose state_dict we save (no DDP or compile wrappers)
@@ -313,8 +347,15 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
 
     history: list[dict] = []
     start_epoch, best, best_epoch, elapsed = 1, -math.inf, 0, 0.0
+    saved_epoch = 0  # the epoch whose weights last.pt holds
     if checkpoint is not None:
         raw_model.load_state_dict(checkpoint["model"])
+        if non_finite_parameters(raw_model):
+            raise ValueError(
+                f"{last_path} holds NaN or infinite weights (written by a version that saved diverged runs); "
+                f"it cannot be resumed: start a new run"
+            )
+        saved_epoch = checkpoint["epoch"]
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
@@ -380,30 +421,47 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         seed_everything(epoch_seed(config.seed, epoch, ctx.rank))  # dropout and in-process augmentation
         lr = optimizer.param_groups[0]["lr"]
         train_batches.sampler.set_epoch(epoch)
-        train_loss = engine.train_one_epoch(
-            model,
-            train_batches,
-            optimizer,
-            device,
-            scheduler=scheduler,
-            scaler=scaler,
-            amp_dtype=amp_dtype,
-            class_weights=class_weights,
-            channels_last=config.channels_last,
-            epoch=epoch,
-            progress=progress,
-        )
-        val_loss, scores = evaluate(
-            eval_model,
-            val_loader,
-            config.n_classes,
-            device,
-            input_size=val_input_size,
-            normalize=config.normalize,
-            amp_dtype=amp_dtype,
-            channels_last=config.channels_last,
-            progress=progress,
-        )
+        try:
+            train_loss = engine.train_one_epoch(
+                model,
+                train_batches,
+                optimizer,
+                device,
+                scheduler=scheduler,
+                scaler=scaler,
+                amp_dtype=amp_dtype,
+                class_weights=class_weights,
+                channels_last=config.channels_last,
+                epoch=epoch,
+                progress=progress,
+            )
+            # the loss was finite, but the last steps may not have been: nothing non-finite goes into last.pt
+            diverged = non_finite_parameters(raw_model) + _non_finite_optimizer_state(optimizer)
+            if diverged:
+                raise engine.NonFiniteLossError(
+                    f"the weights became NaN or infinite during epoch {epoch} ({len(diverged)} tensors, e.g. "
+                    f"{diverged[0]}); lower --lr, or try --amp none"
+                )
+        except engine.NonFiniteLossError as error:
+            message = f"stopped: {error}; " + _saved_epochs(out, saved_epoch, best_epoch)
+            log.to_file(message)
+            raise engine.NonFiniteLossError(message) from None
+        try:
+            val_loss, scores = evaluate(
+                eval_model,
+                val_loader,
+                config.n_classes,
+                device,
+                input_size=val_input_size,
+                normalize=config.normalize,
+                amp_dtype=amp_dtype,
+                channels_last=config.channels_last,
+                progress=progress,
+            )
+            accuracy, jaccard, mean_jaccard = scores.pixel_accuracy, scores.jaccard, scores.mean_jaccard
+        except NonFiniteLogitsError as error:  # finite weights, NaN scores: recorded, never an improvement
+            log(f"epoch {epoch}: {error}; this epoch cannot be the best")
+            val_loss, accuracy, jaccard, mean_jaccard = math.nan, math.nan, [math.nan] * config.n_classes, math.nan
         seconds = time.perf_counter() - started
         elapsed = time.perf_counter() - run_started
         row = {
@@ -411,10 +469,10 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             "lr": lr,
             "train_loss": train_loss,
             "val_loss": val_loss,
-            "val_accuracy": float(scores.pixel_accuracy),
+            "val_accuracy": float(accuracy),
         }
-        row.update({f"val_jaccard_{c}": float(j) for c, j in enumerate(scores.jaccard)})
-        row.update({"val_jaccard_mean": float(scores.mean_jaccard), "val_size": val_size, "seconds": seconds})
+        row.update({f"val_jaccard_{c}": float(j) for c, j in enumerate(jaccard)})
+        row.update({"val_jaccard_mean": float(mean_jaccard), "val_size": val_size, "seconds": seconds})
         history.append(row)
 
         improved = monitored_value(row, config.monitor) > best
@@ -442,6 +500,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
                 },
                 last_path,
             )
+            saved_epoch = epoch
             write_history(history, out / "history.csv")
             if time.perf_counter() - curves_drawn > 60:  # drawing costs a second or two: at most once a minute
                 plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")
@@ -459,6 +518,28 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     if best_path.exists():
         _score_best_epoch(config, ctx, raw_model, datasets, best_path, best_epoch, log, progress)
     return history
+
+
+def _non_finite_optimizer_state(optimizer: torch.optim.Optimizer) -> list[str]:
+    """The optimiser's state tensors (e.g. Adam's moments) that hold a NaN or an infinity, named for a message."""
+    return [
+        f"optimizer state {key}"
+        for state in optimizer.state.values()
+        for key, tensor in state.items()
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+
+
+def _saved_epochs(out: Path, last_epoch: int, best_epoch: int) -> str:
+    """Which epochs the run folder's checkpoints hold, for the message of a run that stopped."""
+    if not last_epoch:
+        return f"no checkpoint was written to {out} (no epoch finished with finite weights)"
+    return (
+        f"{out / 'last.pt'} holds epoch {last_epoch} and {out / 'best.pt'} epoch {best_epoch} (finite weights)"
+        if best_epoch
+        else f"{out / 'last.pt'} holds epoch {last_epoch} (finite weights); no epoch scored finitely, so there is "
+        f"no best.pt"
+    )
 
 
 def _with_val_size(row: dict, val_size: int) -> dict:

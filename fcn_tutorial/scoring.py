@@ -31,7 +31,19 @@ from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .metrics import ConfusionMatrix, PerImageJaccard, SegmentationScores
 from .progress import progress_bar
 
-__all__ = ["preprocess", "predict_logits", "predict", "evaluate", "score_dataset", "scores_dict"]
+__all__ = [
+    "NonFiniteLogitsError",
+    "preprocess",
+    "predict_logits",
+    "predict",
+    "evaluate",
+    "score_dataset",
+    "scores_dict",
+]
+
+
+class NonFiniteLogitsError(ValueError):
+    """The network's scores are NaN or infinite: its weights have diverged, and no class can be read from them."""
 
 
 def preprocess(
@@ -133,6 +145,7 @@ def evaluate(
     ``normalize``) and its logits are compared with its mask at the mask's size. The loss is the
     cross-entropy over every non-void pixel; the confusion matrix counts every pixel of the split
     and is summed over processes under ``torchrun``. ``per_image`` also collects each frame's Jaccard.
+    NaN or infinite logits raise :class:`NonFiniteLogitsError` (on every process).
     """
     from .distributed import all_reduce_sum
 
@@ -140,6 +153,7 @@ def evaluate(
     confusion = ConfusionMatrix(n_classes, ignore_index=VOID)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     pixels = torch.zeros((), dtype=torch.float64, device=device)
+    non_finite = torch.zeros((), dtype=torch.float64, device=device)  # frames whose logits hold NaN or inf
     for images, masks in progress_bar(loader, progress=progress, desc=desc, leave=False, unit="batch"):
         all_logits = predict_logits(
             model,
@@ -151,6 +165,9 @@ def evaluate(
             device=device,
         )
         for logits, mask in zip(all_logits, masks):
+            if not torch.isfinite(logits).all():
+                non_finite += 1
+                continue
             logits, mask = logits[None], mask.as_subclass(torch.Tensor).to(device)[None]
             loss_sum += F.cross_entropy(logits, mask, ignore_index=VOID, reduction="sum").double()
             pixels += (mask != VOID).sum()
@@ -160,7 +177,11 @@ def evaluate(
     confusion.reduce_from_all_processes()
     if per_image is not None:
         _gather_per_image(per_image)
-    totals = all_reduce_sum(torch.stack([loss_sum, pixels]))
+    totals = all_reduce_sum(torch.stack([loss_sum, pixels, non_finite]))
+    if totals[2]:  # raised on every process together, after the collectives above
+        raise NonFiniteLogitsError(
+            f"the network's scores are NaN or infinite on {int(totals[2])} frame(s): its weights have diverged"
+        )
     return (totals[0] / totals[1].clamp(min=1)).item(), confusion.compute()
 
 
