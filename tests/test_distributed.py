@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from fcn_tutorial.data import make_synthetic_polyps
-from fcn_tutorial.evaluate import evaluate_checkpoint
 from fcn_tutorial.history import read_history
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,12 @@ def test_two_process_training_scores_every_validation_image_once(tmp_path):
     assert result.stdout.count("EPOCH 2:") == 1  # only rank 0 logs
     last = read_history(out / "history.csv")[-1]
 
-    single = evaluate_checkpoint(out / "last.pt", str(data), "val", progress=False)
+    # Like with like: the single-process scores come from a process with the same thread count (one).
+    scored = subprocess.run([sys.executable, "-m", "fcn_tutorial.cli", "evaluate", str(out / "last.pt"), "--data",
+                             str(data), "--split", "val", "--device", "cpu", "--json", "--no-progress"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    single = json.loads(scored.stdout)
     assert single["images"] == 5
     assert last["val_accuracy"] == pytest.approx(single["pixel_accuracy"], abs=1e-12)
     for c, jaccard in enumerate(single["jaccard"]):

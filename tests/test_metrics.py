@@ -389,8 +389,34 @@ def test_per_image_jaccard_matches_one_matrix_per_image():
         assert torch.allclose(values[image], torch.tensor(expected, dtype=torch.float64), equal_nan=True)
     assert values[2, 2].isnan() and values[~values.isnan()].numel() == 14
     assert torch.allclose(per_image.compute(), values, equal_nan=True)
-    assert torch.allclose(per_image.mean(), values.nanmean(dim=0))
     assert per_image.mean()[2] == pytest.approx(values[[0, 1, 3, 4], 2].mean().item())
+
+
+def test_per_image_mean_and_scores_dict_against_hand_computed_values():
+    """Three 2 x 2 images, counted by hand (void left out); a class absent from an image is left out of its mean."""
+    targets = torch.tensor([[[0, 1], [1, 1]], [[0, 0], [0, 0]], [[1, 1], [VOID, 0]]])
+    predictions = torch.tensor([[[0, 1], [1, 0]], [[0, 0], [0, 0]], [[1, 0], [1, 0]]])
+    # image 0: class 0 TP 1, FP 1 -> 1/2; class 1 TP 2, FN 1 -> 2/3
+    # image 1: class 0 everywhere -> 1; class 1 in neither truth nor prediction -> NaN, left out
+    # image 2 (one void pixel): class 0 TP 1, FP 1 -> 1/2; class 1 TP 1, FN 1 -> 1/2
+    per_image = PerImageJaccard(2, ignore_index=VOID)
+    per_image.update(predictions[:1], targets[:1])
+    per_image.update(predictions[1], targets[1])  # one H x W image
+    per_image.update(predictions[2:], targets[2:])
+    assert per_image.values[:, 0].tolist() == [0.5, 1.0, 0.5]
+    assert per_image.values[0, 1].item() == pytest.approx(2 / 3) and math.isnan(per_image.values[1, 1].item())
+    assert per_image.values[2, 1].item() == 0.5
+    assert per_image.mean().tolist() == [pytest.approx(2 / 3), pytest.approx(7 / 12)]  # (1/2+1+1/2)/3, (2/3+1/2)/2
+
+    from fcn_tutorial.scoring import scores_dict
+
+    confusion = ConfusionMatrix(2, ignore_index=VOID)
+    confusion.update(predictions, targets)
+    result = scores_dict(0.25, confusion.compute(), per_image)
+    assert result["per_image_jaccard"] == [pytest.approx(2 / 3), pytest.approx(7 / 12)]
+    assert result["per_image_mean_jaccard"] == pytest.approx(5 / 8)  # (2/3 + 7/12) / 2
+    # the whole split's matrix (11 pixels): truth 0 -> predicted 0 six times; truth 1 -> 1 three times, -> 0 twice
+    assert result["jaccard"] == [pytest.approx(6 / 8), pytest.approx(3 / 5)] and result["pixel_accuracy"] == 9 / 11
 
 
 def test_per_image_jaccard_takes_single_images_and_resets():

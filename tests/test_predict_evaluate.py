@@ -15,8 +15,9 @@ from PIL import Image
 
 from fcn_tutorial import cli
 from fcn_tutorial.checkpoint import load_checkpoint
-from fcn_tutorial.config import TrainConfig
-from fcn_tutorial.data import make_synthetic_polyps
+from fcn_tutorial.config import TrainConfig, build_model_for
+from fcn_tutorial.data import VOID, make_synthetic_polyps
+from fcn_tutorial.data.registry import get_dataset
 from fcn_tutorial.data.transforms import eval_transforms
 from fcn_tutorial.evaluate import evaluate_checkpoint, load_model
 from fcn_tutorial.history import read_history
@@ -79,9 +80,17 @@ def manual_prediction(checkpoint, image, size, normalize):
 def test_load_model_restores_the_best_weights(run):
     run_dir, data = run
     model, config = load_model(run_dir / "best.pt")
-    assert not model.training and config.width == 0.0625
-    logits = model(torch.rand(1, 3, 50, 70))
+    stored = load_checkpoint(run_dir / "best.pt")
+    assert not model.training and config == TrainConfig.from_dict(stored["config"]) and config.width == 0.0625
+    state = model.state_dict()
+    assert state.keys() == stored["model"].keys()
+    assert all(torch.equal(state[k], stored["model"][k]) for k in state)  # every tensor, not just the shapes
+    image = torch.rand(1, 3, 50, 70)
+    logits = model(image)
     assert logits.shape == (1, 2, 50, 70)
+    fresh = build_model_for(config)
+    fresh.load_state_dict(stored["model"])
+    assert torch.equal(logits, fresh.eval()(image))
 
 
 def test_evaluate_checkpoint_matches_the_validation_row_of_the_best_epoch(run):
@@ -99,10 +108,30 @@ def test_evaluate_checkpoint_matches_the_validation_row_of_the_best_epoch(run):
 
 
 def test_evaluate_at_another_input_size_scores_full_size_masks(run):
+    """Exact scores against a manual path: resize to 40 px, logits, upsample to the frame, argmax, count."""
     run_dir, data = run
-    result = evaluate_checkpoint(run_dir / "best.pt", str(data), "test", resize=40, progress=False)
+    checkpoint = mixed_checkpoint(run_dir / "best.pt")
+    result = evaluate_checkpoint(checkpoint, str(data), "test", resize=40, progress=False)
     assert result["input_size"] == 40 and result["images"] == 4
-    assert 0 <= result["pixel_accuracy"] <= 1
+    confusion, loss_sum, pixels = ConfusionMatrix(2, ignore_index=VOID), 0.0, 0
+    model, _ = load_model(checkpoint, "cpu")
+    for image, mask in get_dataset(str(data), "test", n_classes=2):
+        image, mask = image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+        frame, _ = eval_transforms(resize=40)(image, torch.zeros(mask.shape, dtype=torch.long))
+        with torch.no_grad():
+            logits = model(frame.as_subclass(torch.Tensor)[None])
+        logits = torch.nn.functional.interpolate(logits, size=mask.shape, mode="bilinear", align_corners=False)
+        confusion.update(logits.argmax(dim=1), mask[None])
+        loss_sum += torch.nn.functional.cross_entropy(logits, mask[None], ignore_index=VOID, reduction="sum").item()
+        pixels += int((mask != VOID).sum())
+    assert pixels == 4 * 48 * 64 - sum(int((m.as_subclass(torch.Tensor) == VOID).sum())
+                                       for _, m in get_dataset(str(data), "test", n_classes=2))
+    assert int(confusion.confusion.sum()) == pixels  # every full-size pixel counted once, void left out
+    expected = confusion.compute()
+    assert 0 < expected.jaccard[1] < 1  # both classes predicted: a wrong preprocessing would change the counts
+    assert result["pixel_accuracy"] == expected.pixel_accuracy
+    assert result["jaccard"] == list(expected.jaccard)
+    assert result["loss"] == pytest.approx(loss_sum / pixels, rel=1e-6)
 
 
 def test_evaluate_command_prints_json(run, capsys):
@@ -115,12 +144,15 @@ def test_evaluate_command_prints_json(run, capsys):
     assert "missing.pt does not exist" in capsys.readouterr().err
 
 
-def test_predict_returns_a_mask_of_the_image_size(run):
-    model, _ = load_model(run[0] / "best.pt")
+def test_predict_returns_the_argmax_of_the_network_at_the_image_size(run):
+    checkpoint = mixed_checkpoint(run[0] / "best.pt")
+    model, _ = load_model(checkpoint, "cpu")
     image = torch.rand(3, 37, 53)
-    mask = predict(model, image)
-    assert mask.shape == (37, 53) and mask.dtype == torch.int64 and set(mask.unique().tolist()) <= {0, 1}
-    assert predict(model, image, size=32).shape == (37, 53)
+    for size in (None, 32):
+        mask = predict(model, image, size=size)
+        assert mask.shape == (37, 53) and mask.dtype == torch.int64
+        assert torch.equal(mask, manual_prediction(checkpoint, image, size, False))
+        assert 0 < mask.sum() < mask.numel()  # both classes: the comparison means something
     with pytest.raises(ValueError, match="3 x H x W"):
         predict(model, torch.rand(37, 53))
 
@@ -137,7 +169,9 @@ def test_predict_files_and_command_write_masks_and_overlays(run, tmp_path, capsy
     out = tmp_path / "out"
     with Image.open(out / "wide_mask.png") as mask, Image.open(out / "wide_overlay.png") as over:
         assert mask.size == over.size == (91, 45) and mask.mode == "L" and over.mode == "RGB"
-        assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}
+        model, _ = load_model(run_dir / "best.pt", "cpu")
+        expected = predict(model, read_image(frames / "wide.png"))  # best.pt has no --resize: full size
+        assert torch.equal(torch.from_numpy(np.asarray(mask).astype(np.int64)), expected * 255)
     assert cli.main(["predict", str(run_dir / "best.pt"), str(frames / "wide.png"), "--out", str(tmp_path / "cli"),
                      "--no-progress"]) == 0
     assert (tmp_path / "cli" / "wide_overlay.png").exists()

@@ -38,20 +38,25 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     straight = run(train_command(data, tmp_path / "straight", epochs))
     assert straight.returncode == 0, straight.stderr
 
-    # Kill the second run once epoch 1 is saved and epoch 2 has been running for a moment.
-    killed_run = tmp_path / "killed"
+    # Kill the second run in epoch 2, once its first batch has changed the weights: the driver writes a marker
+    # there and waits, so the kill lands at the same point of the run however busy the machine is.
+    killed_run, marker = tmp_path / "killed", tmp_path / "in-epoch-2"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(train_command(data, killed_run, epochs), cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log, deadline = killed_run / "train.log", time.monotonic() + 180
-    while not (log.exists() and "EPOCH 1:" in log.read_text()):
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
+    driver = [sys.executable, str(REPO / "tests" / "_sigkill_driver.py"), str(marker), "2"]
+    errors = tmp_path / "killed-stderr.txt"
+    with open(errors, "w") as stderr:
+        process = subprocess.Popen(driver + train_command(data, killed_run, epochs)[3:], cwd=REPO, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+    deadline = time.monotonic() + 180
+    while not marker.exists():
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed: {errors.read_text()[-2000:]}")
+        assert time.monotonic() < deadline, "no marker after 180 s"
         time.sleep(0.02)
-    epoch_seconds = read_history(killed_run / "history.csv")[-1]["seconds"]
-    time.sleep(epoch_seconds / 3)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert load_checkpoint(killed_run / "last.pt")["epoch"] == 1
     assert len(read_history(killed_run / "history.csv")) == 1  # killed inside epoch 2
 
     resumed = run([sys.executable, "-m", "fcn_tutorial.cli", "train", "--resume", str(killed_run), "--no-progress"])

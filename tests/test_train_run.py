@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from fcn_tutorial import engine
+from fcn_tutorial import run as run_module
 from fcn_tutorial.checkpoint import load_checkpoint
 from fcn_tutorial.data import make_synthetic_polyps
 from fcn_tutorial.history import read_history
@@ -140,6 +141,57 @@ def test_cache_and_channels_last_and_class_weights(synthetic_root, tmp_path):
     history = train(config)
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
     assert load_checkpoint(tmp_path / "run" / "best.pt")["config"] == dataclasses.asdict(config)
+
+
+def test_cached_frames_train_exactly_like_frames_read_every_epoch(synthetic_root, tmp_path):
+    """Without --resize the cache holds the decoded 8-bit frames themselves: the same run, bit for bit."""
+    options = dict(n_train=8, n_eval=3, epochs=2, rotation=10, test=False)
+    read = train(tiny_config(synthetic_root, tmp_path / "read", **options))
+    cached = train(tiny_config(synthetic_root, tmp_path / "cached", cache=True, **options))
+    assert without_seconds(cached) == without_seconds(read)
+    a, b = (load_checkpoint(tmp_path / name / "last.pt")["model"] for name in ("read", "cached"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_class_weights_change_the_training_loss_as_the_formula_says(synthetic_root, tmp_path, monkeypatch):
+    """lr 0, no augmentation: epoch 1's loss is the mean over batches of sum(w_y * -log p_y) / sum(w_y)."""
+    expected = []
+    real_epoch = engine.train_one_epoch
+
+    def formula_then_epoch(model, loader, *args, class_weights, **kwargs):
+        weights = class_weights if class_weights is not None else torch.ones(2)
+        rng = torch.get_rng_state()  # the same dropout masks as the training step below, which replays this state
+        model.train()
+        with torch.no_grad():
+            losses = []
+            for images, masks in loader:
+                log_p = torch.log_softmax(model(images), dim=1)
+                kept = masks != 255
+                y = masks.clamp(max=1)
+                w = weights[y]
+                losses.append((-(w * log_p.gather(1, y[:, None])[:, 0])[kept].sum() / w[kept].sum()).item())
+        expected.append(sum(losses) / len(losses))
+        torch.set_rng_state(rng)
+        return real_epoch(model, loader, *args, class_weights=class_weights, **kwargs)
+
+    def network_with_random_scores(config):
+        """The compact preset starts its score layers at zero (every loss ln 2, whatever the weights): not here."""
+        model = real_build(config)
+        with torch.no_grad():
+            model.score_fr.weight.normal_(0.0, 0.5)
+        return model
+
+    real_build = run_module.build_model_for
+    monkeypatch.setattr(run_module, "build_model_for", network_with_random_scores)
+    monkeypatch.setattr(engine, "train_one_epoch", formula_then_epoch)
+    options = dict(lr=0.0, crop_size=None, hflip=0.0, n_train=4, n_eval=1, epochs=1, test=False)
+    plain = train(tiny_config(synthetic_root, tmp_path / "plain", **options))
+    weighted = train(tiny_config(synthetic_root, tmp_path / "weighted", class_weights=[0.5, 2.0], **options))
+    doubled = train(tiny_config(synthetic_root, tmp_path / "doubled", class_weights=[2.0, 2.0], **options))
+    assert plain[0]["train_loss"] == pytest.approx(expected[0], rel=1e-5)
+    assert weighted[0]["train_loss"] == pytest.approx(expected[1], rel=1e-5)
+    assert abs(weighted[0]["train_loss"] - plain[0]["train_loss"]) > 1e-3  # the weights did change the loss
+    assert doubled[0]["train_loss"] == pytest.approx(plain[0]["train_loss"], rel=1e-6)  # equal weights cancel
 
 
 def test_a_run_written_before_the_split_resumes(finished_run, tmp_path):
