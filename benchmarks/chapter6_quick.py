@@ -108,11 +108,13 @@ def train_stage(model, train: CachedFrames, epochs: int, lr: float, args, amp_dt
                         persistent_workers=args.num_workers > 0)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * len(loader)))
+    weights = torch.tensor(args.class_weights) if args.class_weights else None
     losses = []
     for epoch in range(1, epochs + 1):
         cpu = time.process_time()
         losses.append(train_one_epoch(model, loader, optimizer, torch.device("cpu"), scheduler=scheduler,
-                                      amp_dtype=amp_dtype, channels_last=args.channels_last, epoch=epoch,
+                                      amp_dtype=amp_dtype, class_weights=weights, channels_last=args.channels_last,
+                                      epoch=epoch,
                                       progress=False))
         print(f"  epoch {epoch}: loss {losses[-1]:.4f}, {time.process_time() - cpu:.1f} CPU s", flush=True)
     return losses
@@ -134,6 +136,8 @@ def main(args) -> dict:
     coarser = None
     for name, epochs, lr in zip(VARIANTS, args.epochs, args.lr):
         model = build_model(name, 2, preset=args.preset, width=args.width, batch_norm=True)
+        if args.no_dropout:  # dropout after fc6 and fc7 slows a short run from scratch down
+            model.backbone.drop6.p = model.backbone.drop7.p = 0.0
         if coarser is not None and args.staged:
             init_from_coarser(model, coarser)
         if args.channels_last:
@@ -176,8 +180,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     a("--epochs", type=int, nargs=3, default=[6, 4, 4], metavar=("E32", "E16", "E8"))
     a("--lr", type=float, nargs=3, default=[1e-3, 1e-3, 1e-3], metavar=("LR32", "LR16", "LR8"))
     a("--no-staged", dest="staged", action="store_false", help="train each variant from scratch")
+    a("--no-dropout", action="store_true", help="no dropout after fc6 and fc7")
     a("--batch-size", type=int, default=8)
     a("--weight-decay", type=float, default=0.0)
+    a("--class-weights", type=float, nargs=2, default=None, help="cross-entropy weights of background and polyp")
     a("--hflip", type=float, default=0.5)
     a("--vflip", type=float, default=0.5)
     a("--rotation", type=float, default=0.0)
