@@ -154,7 +154,8 @@ def main(args) -> dict:
         print(f"{name}: {epochs} epochs, lr {lr:g}, train {train_cpu:.0f} CPU s (~{train_cpu * args.idle_factor:.0f} "
               f"idle s), eval {stage['eval_cpu_s']:.0f} CPU s; pixel acc {scores['pixel_accuracy']:.3f}, polyp J "
               f"{scores['polyp_jaccard']:.3f} (per image {scores['per_image_polyp_jaccard']:.3f}, "
-              f"worst {scores['worst_image_polyp_jaccard']:.2f}), loss {losses[-1]:.3f}", flush=True)
+              f"worst {scores['worst_image_polyp_jaccard']:.2f}), last loss {(losses or [float('nan')])[-1]:.3f}",
+              flush=True)
         coarser = model
     result["total_cpu_s"] = time.process_time() - started_cpu
     result["total_wall_s"] = time.perf_counter() - started_wall
