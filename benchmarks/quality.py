@@ -191,7 +191,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     a("--epochs", type=int, default=12)
     a("--idle-minutes", type=float, default=None, help="stop before an epoch that would end past this budget")
     a("--loss", choices=["ce", "dice", "ce+dice"], default="ce")
-    a("--ema", type=float, default=0.0, help="EMA decay per step (0: off)")
+    a("--ema", type=float, default=0.0,
+      help="EMA decay per step (0: off); batch-norm statistics are averaged too, which scored far below the raw "
+           "weights in 10-epoch runs (book/results/quality_levers_proxy.csv): recompute them before trusting it")
     a("--tta", choices=["none", "flips"], default="none")
     a("--compare-tta", action="store_true", help="also score without TTA")
     a("--compare-ema", action="store_true", help="also score the raw weights")
