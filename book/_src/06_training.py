@@ -172,18 +172,19 @@ for option in ["model", "preset", "width", "pretrained_backbone", "optimizer", "
 # %%
 # NBVAL_CHECK_OUTPUT
 cases = [("cuda", "auto", True, "an Ampere or newer GPU"), ("cuda", "auto", False, "an older GPU (T4, V100)"),
-         ("cpu", "auto", True, "a CPU"), ("cuda", "none", True, "amp switched off")]
+         ("cpu", "auto", True, "a CPU with native bf16"), ("cpu", "auto", False, "an older CPU"),
+         ("cuda", "none", True, "amp switched off")]
 for device_type, amp, bf16, machine in cases:
     dtype, scaler = precision_plan(device_type, amp, bf16_supported=bf16)
     print(f"{machine:24} amp={amp:5} -> autocast {str(dtype or 'off (float32)'):16} GradScaler {scaler}")
 
 # %% [markdown]
-# On a CPU `auto` keeps full float32, because whether 16-bit arithmetic pays off depends on the CPU. On a CPU
-# with native bfloat16 instructions (AVX-512 BF16 or AMX; `fcn_tutorial.precision.cpu_supports_bf16()` tells you)
-# it pays off handsomely: the README measured FCN-8s training 2.0 times faster with bf16 autocast than in
-# float32 on the 2-core CPU these pages were built on. Ask for it explicitly with `amp="bf16"` (`--amp bf16` on
-# the command line), which refuses to run on a CPU without native support; on such older CPUs bfloat16 is
-# emulated and gains little. Colab's free T4 gets float16 with a scaler; an A100 or H100 gets bfloat16.
+# On a CPU, `auto` picks bfloat16 where the CPU has native bfloat16 instructions (AVX-512 BF16 or AMX;
+# `fcn_tutorial.precision.cpu_supports_bf16()` tells you). There it pays off handsomely: the README measured
+# FCN-8s training 2.0 times faster with bf16 autocast than in float32 on the 2-core CPU these pages were built
+# on. On older CPUs bfloat16 is emulated and gains little, so `auto` stays in float32 there. `amp="none"` always
+# trains in float32, as the 2017 recipe did. Colab's free T4 gets float16 with a scaler; an A100 or H100 gets
+# bfloat16.
 
 # %% [markdown]
 # ## Training FCN-32s, FCN-16s and FCN-8s
