@@ -41,8 +41,9 @@ SPLIT_CHOICES = ("train", "val", "valid", "test", "all")
 def load_model(checkpoint: str | Path, device: str | torch.device = "auto") -> tuple[nn.Module, TrainConfig]:
     """The network of a ``best.pt`` or ``last.pt`` with its weights, in eval mode, and its :class:`TrainConfig`.
 
-    Checkpoints of every earlier version load: their config is read with today's defaults for the
-    options that did not exist yet.
+    A run trained with ``--ema`` saved the weight average next to the raw weights; the average is
+    returned, since it is what the run validated. Checkpoints of every earlier version load: their
+    config is read with today's defaults for the options that did not exist yet.
     """
     device = resolve_device(device)
     state = load_checkpoint(checkpoint, map_location=device)
@@ -54,7 +55,7 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "auto") -> t
         raise ValueError(f"checkpoint {checkpoint} holds an invalid config: {error}") from None
     model = build_model_for(config)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
     except RuntimeError as error:
         raise ValueError(f"checkpoint {checkpoint} does not fit a {config.model} ({config.preset}): {error}") from None
     return model.to(device).eval(), config

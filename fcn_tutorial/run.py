@@ -69,6 +69,7 @@ __all__ = [
     "epoch_line",
     "final_line",
     "monitored_value",
+    "default_eval_batch_size",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -289,10 +290,14 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     amp_dtype, use_scaler = precision_plan(device.type, config.amp)
 
     datasets = build_datasets(config, ctx)
-    model = build_model_for(config).to(device)
+    model = build_model_for(config)
+    if config.init_from and checkpoint is None:
+        _init_from(model, config.init_from, log)
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     raw_model = model  # the module whose state_dict we save (no DDP or compile wrappers)
+    ema = engine.build_ema(raw_model, config.ema) if config.ema else None
     optimizer = engine.build_optimizer(raw_model, config)
     pin_memory = device.type == "cuda"
     train_batches = make_train_loader(
@@ -320,6 +325,9 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             scheduler.load_state_dict(checkpoint["scheduler"])
         if scaler is not None and checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
+        if ema is not None:
+            ema.module.load_state_dict(checkpoint["ema"])
+            ema.n_averaged.fill_(checkpoint["ema_steps"])
         restore_rng_state(checkpoint["rng"])
         history = [_with_val_size(row, val_size) for row in checkpoint["history"]]
         start_epoch = checkpoint["epoch"] + 1
@@ -344,12 +352,13 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     # since each process scores a different number of images.
     if ctx.is_distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    eval_model = raw_model
+    eval_model = ema.module if ema is not None else raw_model  # validation scores the average when there is one
     if config.compile:
-        model, eval_model = torch.compile(model), torch.compile(raw_model)
+        model, eval_model = torch.compile(model), torch.compile(eval_model)
+    eval_batch_size = config.eval_batch_size or default_eval_batch_size(device)
     val_loader = make_eval_loader(
         datasets["val"],
-        batch_size=config.eval_batch_size,
+        batch_size=eval_batch_size,
         num_workers=config.num_workers,
         rank=ctx.rank,
         world_size=ctx.world_size,
@@ -390,6 +399,8 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             amp_dtype=amp_dtype,
             class_weights=class_weights,
             channels_last=config.channels_last,
+            loss=config.loss,
+            ema=ema,
             epoch=epoch,
             progress=progress,
         )
@@ -421,9 +432,11 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         if improved:
             best, best_epoch = monitored_value(row, config.monitor), epoch
         if ctx.is_main:
+            ema_state = {} if ema is None else {"ema": ema.module.state_dict(), "ema_steps": int(ema.n_averaged)}
             if improved:
                 save_checkpoint(
-                    {"model": raw_model.state_dict(), "config": asdict(config), "epoch": epoch, "scores": row},
+                    {"model": raw_model.state_dict(), **ema_state, "config": asdict(config), "epoch": epoch,
+                     "scores": row},
                     best_path,
                 )
             save_checkpoint(
@@ -432,6 +445,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "scaler": scaler.state_dict() if scaler is not None else None,
+                    **ema_state,
                     "epoch": epoch,
                     "best": best,
                     "best_epoch": best_epoch,
@@ -461,6 +475,28 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     return history
 
 
+def default_eval_batch_size(device: torch.device) -> int:
+    """Frames per validation batch when ``--eval-batch-size`` is not given: 16 on a GPU, 8 on a CPU.
+
+    Batching saves the per-call overhead of small networks (frames of different sizes still run
+    one size at a time, see :func:`fcn_tutorial.scoring.predict_logits`).
+    """
+    return 16 if device.type == "cuda" else 8
+
+
+def _init_from(model: nn.Module, checkpoint: str, log: RunLog) -> None:
+    """Start ``model`` from the trained coarser net in ``checkpoint`` (see :mod:`fcn_tutorial.models.staged`)."""
+    from .evaluate import load_model
+    from .models.staged import init_from_coarser
+
+    coarser, coarser_config = load_model(checkpoint, "cpu")
+    try:
+        init_from_coarser(model, coarser)
+    except ValueError as error:
+        raise ValueError(f"--init-from {checkpoint}: {error}") from None
+    log(f"initialised from {checkpoint} (a trained {coarser_config.model}); its new score layers start at zero")
+
+
 def _with_val_size(row: dict, val_size: int) -> dict:
     """A history row of a run started before ``val_size`` was recorded, with it (the same run, the same size)."""
     if "val_size" in row:
@@ -483,7 +519,8 @@ def _score_best_epoch(
     """Score ``best.pt`` at full size, in fp32, as ``fcn-tutorial evaluate`` does: ``val.json`` and ``test.json``."""
     from .evaluate import checkpoint_report
 
-    model.load_state_dict(load_checkpoint(best_path, map_location=ctx.device)["model"])
+    state = load_checkpoint(best_path, map_location=ctx.device)
+    model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])  # what validation chose
     splits = ["val"] + (["test"] if config.test and "test" in datasets else [])
     for split in splits:
         dataset = datasets["val_full" if split == "val" else split]
@@ -494,7 +531,7 @@ def _score_best_epoch(
             ctx.device,
             input_size=config.resize,
             normalize=config.normalize,
-            batch_size=config.eval_batch_size,
+            batch_size=config.eval_batch_size or default_eval_batch_size(ctx.device),
             num_workers=config.num_workers,
             rank=ctx.rank,
             world_size=ctx.world_size,
