@@ -9,12 +9,18 @@ background and 255 polyp) and ``<name>_overlay.png`` (the image with the predict
 as in the book's figures, :func:`fcn_tutorial.plotting.overlay`). Any image size works: each frame is
 preprocessed exactly as in training (:func:`fcn_tutorial.scoring.preprocess`: the run's ``--resize``
 with antialiasing, and its normalisation) and the scores are resized back to the frame, so the masks
-are the argmax of the very scores that ``fcn-tutorial evaluate`` counts.
+are the argmax of the very scores that ``fcn-tutorial evaluate`` counts, when both run in the same
+precision: ``--amp none`` gives exactly those fp32 masks. By default ``predict`` takes the fast path
+of the machine (``--amp auto``: bf16 where the CPU or GPU has it natively, and channels-last), which
+may move a few pixels along the edges; ``benchmarks/predict.py`` measures the gain. ``--tta`` averages
+the frame with its flips (four network passes per frame). The command reports frames per second,
+reading and writing included.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -28,6 +34,7 @@ from .data import IMAGE_SUFFIXES, read_image  # one reader and one list of suffi
 from .device import resolve_device
 from .evaluate import load_model
 from .files import atomic_write
+from .precision import AMP_CHOICES, precision_plan
 from .progress import progress_bar
 from .scoring import predict
 
@@ -88,15 +95,20 @@ def predict_files(
     n_classes: int | None = None,
     normalize: bool | None = None,
     device: str = "auto",
+    amp: str = "none",
+    channels_last: bool = False,
+    tta: bool = False,
     progress: bool | None = None,
 ) -> list[tuple[Path, Path]]:
     """Write ``<name>_mask.png`` and ``<name>_overlay.png`` into ``out`` for each image; return their paths.
 
     ``checkpoint_or_model`` is a checkpoint file (its run decides ``size="train"``, the normalisation and
     the number of classes) or a model (give ``n_classes`` and ``normalize``; ``size="train"`` then means
-    full size).
+    full size). ``amp`` (see :func:`fcn_tutorial.precision.precision_plan`), ``channels_last`` and ``tta``
+    (flip averaging) are passed to :func:`fcn_tutorial.scoring.predict`.
     """
     target_device = resolve_device(device)
+    amp_dtype, _ = precision_plan(target_device.type, amp)
     if isinstance(checkpoint_or_model, nn.Module):
         model, train_size = checkpoint_or_model.to(target_device), None
         n_classes, normalize = n_classes or 2, bool(normalize)
@@ -105,13 +117,17 @@ def predict_files(
         train_size, n_classes = config.resize, config.n_classes
         normalize = config.normalize if normalize is None else normalize
     run_size = train_size if size == "train" else None if size in (None, "full") else int(size)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     files = find_images(images)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in progress_bar(files, progress=progress, desc="predicting", unit="image"):
         image = read_image(path)
-        mask = predict(model, image, size=run_size, normalize=normalize)
+        mask = predict(
+            model, image, size=run_size, normalize=normalize, amp_dtype=amp_dtype, channels_last=channels_last, tta=tta
+        )
         mask_path, overlay_path = out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"
         _save_png(mask_to_png(mask, n_classes), mask_path)
         _save_png(overlay_png(image, mask), overlay_path)
@@ -121,15 +137,23 @@ def predict_files(
 
 def _run(args: argparse.Namespace) -> int:
     size = args.resize if args.resize in ("train", "full") else int(args.resize)
+    started = time.perf_counter()
     written = predict_files(
         args.checkpoint,
         args.images,
         args.out,
         size=size,
         device=args.device,
+        amp=args.amp,
+        channels_last=not args.no_channels_last,
+        tta=args.tta,
         progress=False if args.no_progress else None,
     )
-    print(f"wrote {len(written)} masks and overlays to {args.out}")
+    seconds = time.perf_counter() - started
+    print(
+        f"wrote {len(written)} masks and overlays to {args.out}: {len(written) / seconds:.2f} frames/s "
+        f"({seconds:.1f} s, reading and writing included{', 4 flips per frame' if args.tta else ''})"
+    )
     return 0
 
 
@@ -147,5 +171,14 @@ def register(subparsers) -> None:
         "--resize", default="train", help="network input: 'train' (the run's --resize, default), 'full', or pixels"
     )
     parser.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N | mps")
+    parser.add_argument(
+        "--amp",
+        default="auto",
+        choices=AMP_CHOICES,
+        help="precision: auto (default: bf16 where native, as fast as it gets), or none for the exact fp32 masks "
+        "that evaluate scores",
+    )
+    parser.add_argument("--no-channels-last", action="store_true", help="plain NCHW memory order")
+    parser.add_argument("--tta", action="store_true", help="average the frame and its flips (4 passes per frame)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

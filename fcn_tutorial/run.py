@@ -54,7 +54,7 @@ from .files import atomic_write_text
 from .history import plot_history, write_history
 from .precision import precision_plan
 from .progress import progress_bar
-from .scoring import evaluate, score_dataset
+from .scoring import default_eval_batch_size, evaluate, score_dataset
 
 __all__ = [
     "RUNS_ENV_VAR",
@@ -69,7 +69,6 @@ __all__ = [
     "epoch_line",
     "final_line",
     "monitored_value",
-    "default_eval_batch_size",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -475,15 +474,6 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     return history
 
 
-def default_eval_batch_size(device: torch.device) -> int:
-    """Frames per validation batch when ``--eval-batch-size`` is not given: 16 on a GPU, 8 on a CPU.
-
-    Batching saves the per-call overhead of small networks (frames of different sizes still run
-    one size at a time, see :func:`fcn_tutorial.scoring.predict_logits`).
-    """
-    return 16 if device.type == "cuda" else 8
-
-
 def _init_from(model: nn.Module, checkpoint: str, log: RunLog) -> None:
     """Start ``model`` from the trained coarser net in ``checkpoint`` (see :mod:`fcn_tutorial.models.staged`)."""
     from .evaluate import load_model
@@ -520,6 +510,7 @@ def _score_best_epoch(
     from .evaluate import checkpoint_report
 
     state = load_checkpoint(best_path, map_location=ctx.device)
+    model = model.to(memory_format=torch.contiguous_format)  # as evaluate's freshly built model, to the last bit
     model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])  # what validation chose
     splits = ["val"] + (["test"] if config.test and "test" in datasets else [])
     for split in splits:

@@ -44,6 +44,7 @@ __all__ = [
     "evaluate",
     "score_dataset",
     "scores_dict",
+    "default_eval_batch_size",
 ]
 
 
@@ -65,6 +66,15 @@ def preprocess(
     if normalize:
         images = TF.normalize(images, list(IMAGENET_MEAN), list(IMAGENET_STD))
     return images
+
+
+def default_eval_batch_size(device: torch.device | str) -> int:
+    """Frames per scoring batch when none is asked for: 16 on a GPU, 8 on a CPU.
+
+    Batching saves the per-call overhead of small networks; frames of different sizes still run one size
+    at a time (:func:`predict_logits`), so a batch never holds more than 8 full-size frames on a CPU.
+    """
+    return 16 if torch.device(device).type == "cuda" else 8
 
 
 TTA_FLIPS = ((), (-1,), (-2,), (-2, -1))  # the dimensions flipped: none, horizontal, vertical, both
