@@ -365,7 +365,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     )
     val_input_size = config.resize if not val_size else None  # full-size frames go to the network resized
 
-    stop_reason, curves_drawn = "reached the last epoch", time.perf_counter()
+    stop_reason, curves_drawn, drawing_seconds = "reached the last epoch", time.perf_counter(), 0.0
     epochs_bar = progress_bar(
         range(start_epoch, config.epochs + 1),
         progress=progress,
@@ -456,9 +456,12 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
                 last_path,
             )
             write_history(history, out / "history.csv")
-            if time.perf_counter() - curves_drawn > 60:  # drawing costs a second or two: at most once a minute
+            # drawing costs a second or two: at most once a minute, and at most 2 % of the loop's time
+            if time.perf_counter() - curves_drawn > max(60.0, 50 * drawing_seconds):
+                drawing_started = time.perf_counter()
                 plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")
                 curves_drawn = time.perf_counter()
+                drawing_seconds = curves_drawn - drawing_started
         log(epoch_line(row, config.n_classes))
         epochs_bar.set_postfix(jaccard=f"{row['val_jaccard_mean']:.4f}", best=f"{best:.4f}", refresh=False)
         barrier()
