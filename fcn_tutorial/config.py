@@ -186,7 +186,7 @@ class TrainConfig:
     n_eval: int | None = option(None, "use only this many validation and test frames (default: all)", low=1)
     batch_size: int = option(10, "training batch size", low=1, high=4096)
     eval_batch_size: int | None = option(
-        None, "evaluation batch size (default: from the machine, see default_eval_batch_size)", low=1, high=4096
+        None, "evaluation batch size (default: from the machine: 8 on a CPU, 16 on a GPU)", low=1, high=4096
     )
     num_workers: int | None = option(
         None,
@@ -388,6 +388,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             action = "store_false" if flag.startswith("--no-") else "store_true"
             parser.add_argument(flag, dest=spec.name, action=action, default=None, help=meta["help"])
+            if flag.startswith("--no-") and spec.default is True:  # the default, still accepted (e.g. --channels-last)
+                parser.add_argument("--" + flag[5:], dest=spec.name, action="store_true", help=argparse.SUPPRESS)
             continue
         help_text = meta["help"]
         if meta["low"] is not None or meta["high"] is not None:

@@ -207,6 +207,7 @@ def test_options_on_the_command_line():
         False,
     )
     assert parse("--ema", "0").ema is None
+    assert parse("--channels-last").channels_last is True  # the old switch, now the default, still accepted
     with pytest.raises(ValueError, match=r"--ema must be in \(0, 1\]"):
         parse("--ema", "1.5")
     with pytest.raises(SystemExit):
