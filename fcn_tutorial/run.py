@@ -10,14 +10,18 @@ that would end after ``time_limit``. A run folder holds::
     history.csv   one row per epoch (losses, validation accuracy and Jaccard, val_size, learning rate, seconds)
     curves.png    the history drawn (redrawn at most once a minute, and at the end)
     train.log     the log lines, e.g. "EPOCH 3: Avg epoch training cost train ... took 12.3 s"
-    best.pt       the weights with the best validation Jaccard so far
-    last.pt       everything needed to resume: weights, optimiser, scheduler, scaler, RNG states
+    best.pt       the weights with the best validation Jaccard so far (with --ema, also the weight average,
+                  which is what validation scored and what load_model returns)
+    last.pt       everything needed to resume: weights, weight average, optimiser, scheduler, scaler, RNG states
     val.json      the best epoch's validation scores at full size
     test.json     the best epoch's test scores at full size (the same as ``fcn-tutorial evaluate``)
 
 With ``--resize``, the per-epoch validation scores the masks resized to the training size (faster; its
 ``val_size`` column and log lines say so) unless ``val_full_size`` is set; ``val.json`` and
 ``test.json`` are always at full size, in fp32, exactly as ``fcn-tutorial evaluate`` scores them.
+
+``init_from`` starts the network from a trained coarser one (FCN-16s from FCN-32s, FCN-8s from FCN-16s,
+as the paper trained them; :mod:`fcn_tutorial.models.staged`).
 
 Nothing is lost on interruption: checkpoints are written atomically after every epoch, and the data
 order and augmentation of epoch ``e`` derive from ``(seed, e)`` only, so ``resume=True`` continues a
