@@ -32,7 +32,9 @@ def test_two_process_training_scores_every_validation_image_once(tmp_path):
     assert result.stdout.count("EPOCH 2:") == 1  # only rank 0 logs
     last = read_history(out / "history.csv")[-1]
 
-    single = evaluate_checkpoint(out / "last.pt", str(data), "val", progress=False)
+    # in the run's precision and memory format (the defaults: --amp auto, channels-last) and batch size
+    single = evaluate_checkpoint(out / "last.pt", str(data), "val", amp="auto", channels_last=True, batch_size=1,
+                                 progress=False)
     assert single["images"] == 5
     assert last["val_accuracy"] == pytest.approx(single["pixel_accuracy"], abs=1e-12)
     for c, jaccard in enumerate(single["jaccard"]):
