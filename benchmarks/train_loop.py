@@ -121,7 +121,7 @@ def bare_steps(config, steps: int) -> list[float]:
     size = config.crop_size or config.resize or 224
     images = torch.rand(config.batch_size, 3, size, size)
     masks = (torch.rand(config.batch_size, size, size) > 0.8).long()
-    if config.channels_last:
+    if config.use_channels_last:
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     optimizer = engine.build_optimizer(model, config)
@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> dict:
         "epochs": epochs,
     }
     print(f"{config.model} {config.preset} width {config.width:g}, batch {config.batch_size}, amp {config.amp}, "
-          f"channels-last {config.channels_last}, workers {config.num_workers}, eval batch {config.eval_batch_size}; "
+          f"channels-last {config.use_channels_last}, workers {config.num_workers}, "
+          f"eval batch {config.eval_batch_size}; "
           f"{n_train} training frames, {torch.get_num_threads()} threads")
     print(f"bare step: {bare:.2f} img/s (median step {step_s:.3f} s; before {statistics.median(before):.3f} s, "
           f"after {statistics.median(after):.3f} s)")

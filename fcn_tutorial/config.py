@@ -248,8 +248,10 @@ class TrainConfig:
         "mixed precision; auto: bf16 on CPUs and GPUs with native bf16, else fp16 on CUDA, else none (fp32)",
         choices=("none", "bf16", "fp16", "auto"),
     )
-    channels_last: bool = option(
-        True, "plain NCHW memory order instead of channels-last (NHWC)", flag="--no-channels-last"
+    channels_last: bool | None = option(
+        None,
+        "plain NCHW memory order instead of channels-last (NHWC; the default unless --amp none)",
+        flag="--no-channels-last",
     )
     compile: bool = option(False, "torch.compile the model")
     deterministic: bool | None = option(
@@ -285,6 +287,11 @@ class TrainConfig:
             raise ValueError(
                 f"--class-weights needs one weight per class ({self.n_classes}), got {len(self.class_weights)}"
             )
+
+    @property
+    def use_channels_last(self) -> bool:
+        """Channels-last memory format: as asked, else on, except with ``--amp none`` (the exact fp32 path)."""
+        return self.channels_last if self.channels_last is not None else self.amp != "none"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -388,7 +395,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             action = "store_false" if flag.startswith("--no-") else "store_true"
             parser.add_argument(flag, dest=spec.name, action=action, default=None, help=meta["help"])
-            if flag.startswith("--no-") and spec.default is True:  # the default, still accepted (e.g. --channels-last)
+            if flag.startswith("--no-") and spec.default is not False:  # the positive switch too (--channels-last)
                 parser.add_argument("--" + flag[5:], dest=spec.name, action="store_true", help=argparse.SUPPRESS)
             continue
         help_text = meta["help"]

@@ -297,7 +297,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     if config.init_from and checkpoint is None:
         _init_from(model, config.init_from, log)
     model = model.to(device)
-    if config.channels_last:
+    if config.use_channels_last:
         model = model.to(memory_format=torch.channels_last)
     raw_model = model  # the module whose state_dict we save (no DDP or compile wrappers)
     ema = engine.build_ema(raw_model, config.ema) if config.ema else None
@@ -401,7 +401,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             scaler=scaler,
             amp_dtype=amp_dtype,
             class_weights=class_weights,
-            channels_last=config.channels_last,
+            channels_last=config.use_channels_last,
             loss=config.loss,
             ema=ema,
             epoch=epoch,
@@ -415,7 +415,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             input_size=val_input_size,
             normalize=config.normalize,
             amp_dtype=amp_dtype,
-            channels_last=config.channels_last,
+            channels_last=config.use_channels_last,
             progress=progress,
         )
         seconds = time.perf_counter() - started

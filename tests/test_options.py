@@ -207,7 +207,7 @@ def test_options_on_the_command_line():
         False,
     )
     assert parse("--ema", "0").ema is None
-    assert parse("--channels-last").channels_last is True  # the old switch, now the default, still accepted
+    assert parse("--channels-last").channels_last is True  # the old switch still works
     with pytest.raises(ValueError, match=r"--ema must be in \(0, 1\]"):
         parse("--ema", "1.5")
     with pytest.raises(SystemExit):
@@ -216,20 +216,12 @@ def test_options_on_the_command_line():
 
 def test_fast_defaults_and_the_exact_2017_recipe():
     config = parse()
-    assert (config.amp, config.channels_last, config.eval_batch_size, config.loss, config.ema) == (
-        "auto",
-        True,
-        None,
-        "ce",
-        None,
-    )
+    fast = (config.amp, config.use_channels_last, config.eval_batch_size, config.loss, config.ema)
+    assert fast == ("auto", True, None, "ce", None)
+    assert parse("--amp", "none").use_channels_last is False  # --amp none: the exact fp32 path of 2017
+    assert parse("--amp", "none", "--channels-last").use_channels_last is True
     assert default_eval_batch_size("cpu") == 8 and default_eval_batch_size("cuda") == 16
     for original in (parse("--recipe", "original"), parse("--preset", "original")):
-        assert (original.amp, original.channels_last, original.eval_batch_size, original.loss, original.ema) == (
-            "none",
-            False,
-            1,
-            "ce",
-            None,
-        )
+        exact = (original.amp, original.use_channels_last, original.eval_batch_size, original.loss, original.ema)
+        assert exact == ("none", False, 1, "ce", None)
     assert {"amp", "channels_last", "loss", "ema", "eval_batch_size"} <= set(RECIPES["original"])
