@@ -10,11 +10,11 @@ as in the book's figures, :func:`fcn_tutorial.plotting.overlay`). Any image size
 preprocessed exactly as in training (:func:`fcn_tutorial.scoring.preprocess`: the run's ``--resize``
 with antialiasing, and its normalisation) and the scores are resized back to the frame, so the masks
 are the argmax of the very scores that ``fcn-tutorial evaluate`` counts, when both run in the same
-precision: ``--amp none`` gives exactly those fp32 masks. By default ``predict`` takes the fast path
-of the machine (``--amp auto``: bf16 where the CPU or GPU has it natively, and channels-last), which
-may move a few pixels along the edges; ``benchmarks/predict.py`` measures the gain. ``--tta`` averages
-the frame with its flips (four network passes per frame). The command reports frames per second,
-reading and writing included.
+precision: ``--amp none`` gives exactly those fp32 masks (it also turns channels-last off). By default
+``predict`` takes the fast path of the machine (``--amp auto``: bf16 where the CPU or GPU has it
+natively, and channels-last), which may move a few pixels along the edges; ``benchmarks/predict.py``
+measures the gain. ``--tta`` averages the frame with its flips (four network passes per frame). The
+command reports frames per second, reading and writing included.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
         size=size,
         device=args.device,
         amp=args.amp,
-        channels_last=not args.no_channels_last,
+        channels_last=args.channels_last if args.channels_last is not None else args.amp != "none",
         tta=args.tta,
         progress=False if args.no_progress else None,
     )
@@ -178,7 +178,12 @@ def register(subparsers) -> None:
         help="precision: auto (default: bf16 where native, as fast as it gets), or none for the exact fp32 masks "
         "that evaluate scores",
     )
-    parser.add_argument("--no-channels-last", action="store_true", help="plain NCHW memory order")
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels-last memory format (default: on, except with --amp none)",
+    )
     parser.add_argument("--tta", action="store_true", help="average the frame and its flips (4 passes per frame)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

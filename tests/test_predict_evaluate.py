@@ -192,7 +192,7 @@ def test_predict_gives_the_argmax_that_scoring_counts(resized_runs, tmp_path, no
     Image.open(mask_file).point(lambda v: 255 if v else 0).save(folder / "masks" / f"{Path(name).stem}.png")
 
     assert cli.main(["predict", str(checkpoint), str(folder / "images"), "--out", str(tmp_path / "out"),
-                     "--resize", size, "--amp", "none", "--no-channels-last", "--no-progress"]) == 0
+                     "--resize", size, "--amp", "none", "--no-progress"]) == 0
     capsys.readouterr()
     with Image.open(tmp_path / "out" / f"{Path(name).stem}_mask.png") as png:
         predicted = torch.from_numpy(np.asarray(png).astype(np.int64)) // 255
