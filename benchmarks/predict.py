@@ -5,7 +5,8 @@ path of ``fcn-tutorial predict``: antialiased resize to the run's size in fp32, 
 upsampling of the scores to the frame, argmax), one frame at a time. The variants take turns, frame
 by frame, so a machine shared with other work slows them alike and their ratios stay comparable.
 With a checkpoint, the masks of each variant are also compared with the fp32 masks (the share of
-pixels that differ); without one, a randomly initialised network of the README's CPU recipe is used::
+pixels that differ); without one, a randomly initialised network of the README's CPU recipe is used
+(its score layers random too, so that its masks hold both classes)::
 
     FCN_TUTORIAL_DATA=../shared/data .venv/bin/python benchmarks/predict.py
     FCN_TUTORIAL_DATA=../shared/data .venv/bin/python benchmarks/predict.py --checkpoint runs/kvasir-cpu/best.pt
@@ -64,6 +65,9 @@ def main() -> None:
     else:
         torch.manual_seed(0)
         model = build_model("fcn8s", 2, preset="compact", width=0.25, batch_norm=True).eval()
+        with torch.no_grad():  # score layers start at zero: random ones make masks of both classes to compare
+            for name in ("score_fr", "score_pool4", "score_pool3"):
+                torch.nn.init.normal_(getattr(model, name).weight, std=0.05)
         size, normalize = args.resize, False
     plain, channels_last = model, copy.deepcopy(model).to(memory_format=torch.channels_last)
     variants = [v for v in args.variants if VARIANTS[v][0] is None or cpu_supports_bf16()]
