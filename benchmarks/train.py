@@ -54,11 +54,12 @@ def training_step(model, optimizer, images, masks, amp_dtype):
     optimizer.step()
 
 
-def measure(preset: str, variant: str, *, batch: int, size: int, steps: int) -> dict:
-    """Images/s and GFLOP per step of training FCN-8s (``preset``, width 1.0) in ``variant``."""
+def measure(preset: str, variant: str, *, batch: int, size: int, steps: int, width: float = 1.0,
+            batch_norm: bool = False) -> dict:
+    """Images/s and GFLOP per step of training FCN-8s (``preset``, ``width``) in ``variant``."""
     amp_dtype, channels_last = VARIANTS[variant]
     torch.manual_seed(0)
-    model = build_model("fcn8s", 2, preset=preset, width=1.0).train()
+    model = build_model("fcn8s", 2, preset=preset, width=width, batch_norm=batch_norm).train()
     images, masks = torch.rand(batch, 3, size, size), torch.randint(0, 2, (batch, size, size))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -87,6 +88,8 @@ def main() -> None:
                         help="timed steps per line (the first includes one-time set-up: use 2+ on an idle machine)")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--width", type=float, default=1.0, help="e.g. 0.25 with --batch-norm: the CPU recipe")
+    parser.add_argument("--batch-norm", action="store_true")
     args = parser.parse_args()
 
     bf16 = cpu_supports_bf16()
@@ -95,14 +98,16 @@ def main() -> None:
     peak32 = matmul_peak(torch.float32)
     peak16 = matmul_peak(torch.bfloat16) if bf16 else None
     print(f"matrix-multiply peak: fp32 {peak32:.1f} GFLOP/s" + (f", bf16 {peak16:.1f} GFLOP/s" if peak16 else ""))
-    print(f"FCN-8s training, batch {args.batch}, {args.size}x{args.size}, mean of {args.steps} step(s)")
+    print(f"FCN-8s (width {args.width:g}{', batch norm' if args.batch_norm else ''}) training, batch {args.batch}, "
+          f"{args.size}x{args.size}, mean of {args.steps} step(s)")
     header = (f"{'preset':8} {'variant':19} {'img/s':>7} {'s/step':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} "
               f"{'%fp32 pk':>8} {'%bf16 pk':>8} {'x fp32':>7}")
     print(header)
     results = {}
     for preset in args.presets:
         for variant in variants:
-            r = measure(preset, variant, batch=args.batch, size=args.size, steps=args.steps)
+            r = measure(preset, variant, batch=args.batch, size=args.size, steps=args.steps, width=args.width,
+                        batch_norm=args.batch_norm)
             results[preset, variant] = r
             base = results.get((preset, "fp32"))
             speedup = r["images_per_s"] / base["images_per_s"] if base else float("nan")

@@ -121,7 +121,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         patience=100,
         monitor="mean",
         class_weights=None,
+        loss="ce",
+        ema=None,
         amp="none",
+        channels_last=False,
     ),
 }
 
@@ -182,7 +185,9 @@ class TrainConfig:
     n_train: int | None = option(None, "use only this many training frames, evenly spread (default: all)", low=1)
     n_eval: int | None = option(None, "use only this many validation and test frames (default: all)", low=1)
     batch_size: int = option(10, "training batch size", low=1, high=4096)
-    eval_batch_size: int = option(1, "evaluation batch size", low=1, high=4096)
+    eval_batch_size: int | None = option(
+        None, "evaluation batch size (default: from the machine: 8 on a CPU, 16 on a GPU)", low=1, high=4096
+    )
     num_workers: int | None = option(
         None,
         "DataLoader worker processes (default: one per CPU core beyond the first, at most 4)",
@@ -191,6 +196,25 @@ class TrainConfig:
         resumable=True,
     )
     # optimisation
+    loss: str = option(
+        "ce",
+        "cross-entropy, soft Dice of the polyp class, or their sum (void pixels ignored)",
+        choices=("ce", "dice", "ce+dice"),
+    )
+    ema: float | None = option(
+        None,
+        "decay of an exponential moving average of the weights, used for validation and saved (e.g. 0.998; 0: off)",
+        metavar="DECAY",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        zero_means_none=True,
+    )
+    init_from: str | None = option(
+        None,
+        "start from a trained coarser net's checkpoint: FCN-16s from FCN-32s, FCN-8s from FCN-16s (paper's staging)",
+        metavar="CHECKPOINT",
+    )
     optimizer: str = option("adam", "the optimiser", choices=("adam", "sgd"))
     lr: float = option(1e-4, "learning rate (the peak rate of a one-cycle schedule)", low=0.0)
     momentum: float = option(0.9, "SGD momentum", low=0.0, high=1.0)
@@ -219,8 +243,16 @@ class TrainConfig:
     )
     # precision, speed and reproducibility
     device: str = option("auto", "auto | cpu | cuda | cuda:N | mps")
-    amp: str = option("none", "mixed precision", choices=("none", "bf16", "fp16", "auto"))
-    channels_last: bool = option(False, "channels-last memory format")
+    amp: str = option(
+        "auto",
+        "mixed precision; auto: bf16 on CPUs and GPUs with native bf16, else fp16 on CUDA, else none (fp32)",
+        choices=("none", "bf16", "fp16", "auto"),
+    )
+    channels_last: bool | None = option(
+        None,
+        "plain NCHW memory order instead of channels-last (NHWC; the default unless --amp none)",
+        flag="--no-channels-last",
+    )
     compile: bool = option(False, "torch.compile the model")
     deterministic: bool | None = option(
         None, "deterministic kernels (default: on for the CPU, off for GPUs)", cli=False
@@ -255,6 +287,11 @@ class TrainConfig:
             raise ValueError(
                 f"--class-weights needs one weight per class ({self.n_classes}), got {len(self.class_weights)}"
             )
+
+    @property
+    def use_channels_last(self) -> bool:
+        """Channels-last memory format: as asked, else on, except with ``--amp none`` (the exact fp32 path)."""
+        return self.channels_last if self.channels_last is not None else self.amp != "none"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -357,6 +394,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         default = spec.default if spec.default is not MISSING else None
         if kind is bool:
             action = "store_false" if flag.startswith("--no-") else "store_true"
+            if flag.startswith("--no-") and spec.default is not False:  # the positive switch too (--channels-last)
+                parser.add_argument("--" + flag[5:], dest=spec.name, action="store_true", default=None,
+                                    help=argparse.SUPPRESS)
             parser.add_argument(flag, dest=spec.name, action=action, default=None, help=meta["help"])
             continue
         help_text = meta["help"]

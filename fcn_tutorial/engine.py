@@ -1,7 +1,8 @@
 """The training loop itself: :func:`train_one_epoch`, and :func:`evaluate` to score a split.
 
-This module holds what chapter 6 prints: one pass over the training batches, and the loss and
-optimiser that go with it. It knows nothing about run folders, checkpoints or time limits
+This module holds what chapter 6 prints: one pass over the training batches, and the loss
+(cross-entropy, Dice or both, :func:`segmentation_loss`), optimiser and weight average (:func:`build_ema`)
+that go with it. It knows nothing about run folders, checkpoints or time limits
 (:mod:`fcn_tutorial.run`), nor about the command line (:mod:`fcn_tutorial.train`). :func:`evaluate`
 is the package's one scoring function, :func:`fcn_tutorial.scoring.evaluate`.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from .data import VOID
@@ -20,7 +22,10 @@ from .scoring import evaluate
 
 __all__ = [
     "NonFiniteLossError",
+    "LOSSES",
+    "dice_loss",
     "segmentation_loss",
+    "build_ema",
     "build_optimizer",
     "build_scheduler",
     "train_one_epoch",
@@ -32,9 +37,56 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the weights were not changed by that batch."""
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Pixel-wise cross-entropy, void pixels ignored, averaged over the non-void pixels of the batch."""
-    return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=VOID)
+LOSSES = ("ce", "dice", "ce+dice")
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """``1 - soft Dice`` of the foreground classes (for polyps: class 1) over the non-void pixels of the batch.
+
+    With ``p`` the softmax probability of the class and ``t`` 1 where the truth is that class,
+    Dice is ``(2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth)``, summed over every pixel of the
+    batch (not image by image, so a frame without a polyp does not count as a perfect or a failed frame);
+    with several foreground classes their losses are averaged. Unlike cross-entropy, it weighs the polyp
+    as a whole, however few pixels it covers.
+
+    >>> logits = torch.tensor([[[[0.0, 0.0]], [[0.0, 0.0]]]])     # p(polyp) = 0.5 on both pixels
+    >>> round(dice_loss(logits, torch.tensor([[[1, 0]]])).item(), 4)     # 1 - (2 * 0.5 + 1) / (1 + 1 + 1)
+    0.3333
+    """
+    valid = target != VOID
+    probabilities = logits.float().softmax(dim=1)
+    losses = []
+    for c in range(1, logits.shape[1]):
+        p = probabilities[:, c][valid]
+        t = (target[valid] == c).float()
+        losses.append(1 - (2 * (p * t).sum() + smooth) / (p.sum() + t.sum() + smooth))
+    return torch.stack(losses).mean()
+
+
+def segmentation_loss(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *, loss: str = "ce"
+) -> torch.Tensor:
+    """The training loss, void pixels ignored: ``"ce"`` (pixel-wise cross-entropy averaged over the non-void
+    pixels of the batch, ``weight`` per class), ``"dice"`` (:func:`dice_loss`) or ``"ce+dice"``, their sum."""
+    if loss not in LOSSES:
+        raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    total = torch.zeros((), device=logits.device)
+    if loss in ("ce", "ce+dice"):
+        total = total + F.cross_entropy(logits.float(), target, weight=weight, ignore_index=VOID)
+    if loss in ("dice", "ce+dice"):
+        total = total + dice_loss(logits, target)
+    return total
+
+
+def build_ema(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights and batch-norm statistics.
+
+    After every step, ``ema.update_parameters(model)`` sets each averaged tensor to
+    ``decay * average + (1 - decay) * current``; the first call copies the weights. ``ema.module`` is
+    a network like ``model`` holding the average: it is what validation scores and checkpoints save.
+    With ``decay`` 0.998 the average spans about the last 500 steps.
+    """
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def build_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
@@ -72,10 +124,14 @@ def train_one_epoch(
     amp_dtype: torch.dtype | None = None,
     class_weights: torch.Tensor | None = None,
     channels_last: bool = False,
+    loss: str = "ce",
+    ema: AveragedModel | None = None,
     epoch: int = 0,
     progress: bool | None = None,
 ) -> float:
     """Train on every batch of ``loader`` once; return the mean batch loss (averaged over processes).
+
+    ``loss`` names the loss (:func:`segmentation_loss`); ``ema`` (:func:`build_ema`) is updated after every step.
 
     Raises :class:`NonFiniteLossError` at the first NaN or infinite loss, before the weights change.
     """
@@ -88,24 +144,26 @@ def train_one_epoch(
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(images)
-        loss = segmentation_loss(logits, masks, class_weights)
-        non_finite = all_reduce_sum((~torch.isfinite(loss)).float())  # every process stops together
+        batch_loss = segmentation_loss(logits, masks, class_weights, loss=loss)
+        non_finite = all_reduce_sum((~torch.isfinite(batch_loss)).float())  # every process stops together
         if non_finite.item():
             raise NonFiniteLossError(
-                f"the training loss is {loss.item()} at epoch {epoch}, batch {step + 1}; stopped before "
+                f"the training loss is {batch_loss.item()} at epoch {epoch}, batch {step + 1}; stopped before "
                 f"changing the weights (lower --lr, or try --amp none)"
             )
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
-            scaler.scale(loss).backward()
+            scaler.scale(batch_loss).backward()
             scaler.step(optimizer)
             scaler.update()
         else:
-            loss.backward()
+            batch_loss.backward()
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        loss_sum += loss.detach()
-        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        if ema is not None:
+            ema.update_parameters(model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model)
+        loss_sum += batch_loss.detach()
+        bar.set_postfix(loss=f"{batch_loss.item():.4f}", refresh=False)
     totals = all_reduce_sum(torch.stack([loss_sum, torch.tensor(len(loader), dtype=torch.float64, device=device)]))
     return (totals[0] / totals[1].clamp(min=1)).item()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from .checkpoint import load_checkpoint
 from .config import TrainConfig, build_model_for
 from .device import resolve_device
 from .precision import AMP_CHOICES, precision_plan
-from .scoring import preprocess, score_dataset
+from .scoring import default_eval_batch_size, preprocess, score_dataset
 
 __all__ = ["load_model", "evaluate_checkpoint", "checkpoint_report", "all_pairs", "ResizedInput", "register"]
 
@@ -41,9 +42,11 @@ SPLIT_CHOICES = ("train", "val", "valid", "test", "all")
 def load_model(checkpoint: str | Path, device: str | torch.device = "auto") -> tuple[nn.Module, TrainConfig]:
     """The network of a ``best.pt`` or ``last.pt`` with its weights, in eval mode, and its :class:`TrainConfig`.
 
-    Checkpoints of every earlier version load: their config is read with today's defaults for the
-    options that did not exist yet. The stored config is validated like any other; the network is built
-    without ImageNet weights (the checkpoint holds all of them), so loading never touches the network.
+    A run trained with ``--ema`` saved the weight average next to the raw weights; the average is
+    returned, since it is what the run validated. Checkpoints of every earlier version load: their
+    config is read with today's defaults for the options that did not exist yet. The stored config is
+    validated like any other; the network is built without ImageNet weights (the checkpoint holds all of
+    them), so loading never touches the network.
     """
     device = resolve_device(device)
     state = load_checkpoint(checkpoint, map_location=device)
@@ -55,7 +58,7 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "auto") -> t
         raise ValueError(f"checkpoint {checkpoint} holds an invalid config: {error}") from None
     model = build_model_for(config, pretrained_backbone=False)  # the weights are in the checkpoint: no download
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
     except (RuntimeError, TypeError, AttributeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
@@ -140,10 +143,12 @@ def evaluate_checkpoint(
     split: str = "test",
     *,
     resize: int | str | None = "train",
-    batch_size: int = 1,
+    batch_size: int | None = None,
     num_workers: int = 0,
     device: str = "auto",
     amp: str = "none",
+    channels_last: bool = False,
+    tta: bool = False,
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Score ``checkpoint`` on ``split`` of ``data`` (default: the data set it was trained on).
@@ -152,7 +157,8 @@ def evaluate_checkpoint(
     size the network sees: ``"train"`` (the run's ``--resize``), ``None``/``"full"`` (full size) or a
     number of pixels; the masks are scored at full size either way. Returns pixel accuracy, per-class
     and mean Jaccard and Dice over the whole split, and the per-image Jaccard (per class, averaged over
-    images, and its mean).
+    images, and its mean). ``batch_size=None``: :func:`~fcn_tutorial.scoring.default_eval_batch_size`.
+    ``tta``: score the flip-averaged probabilities (:func:`~fcn_tutorial.scoring.flip_averaged_logits`).
     """
     from .data import registry
 
@@ -165,6 +171,8 @@ def evaluate_checkpoint(
         dataset = registry.get_dataset(data, split, n_classes=config.n_classes)
     size = _input_size(resize, config)
     amp_dtype, _ = precision_plan(target_device.type, amp)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     scores = score_dataset(
         model,
         dataset,
@@ -173,12 +181,15 @@ def evaluate_checkpoint(
         input_size=size,
         normalize=config.normalize,
         amp_dtype=amp_dtype,
-        batch_size=batch_size,
+        channels_last=channels_last,
+        tta=tta,
+        batch_size=batch_size or default_eval_batch_size(target_device),
         num_workers=num_workers,
         progress=progress,
         desc=f"evaluating {split}",
     )
-    return checkpoint_report(checkpoint, data, split, len(dataset), size, scores)
+    report = checkpoint_report(checkpoint, data, split, len(dataset), size, scores)
+    return {**report, "tta": "flips" if tta else "none"} if tta else report
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -203,6 +214,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be in [1, 4096], got {args.batch_size}")
     if not 0 <= args.num_workers <= 256:
         raise ValueError(f"--num-workers must be in [0, 256], got {args.num_workers}")
+    started = time.perf_counter()
     result = evaluate_checkpoint(
         args.checkpoint,
         args.data,
@@ -212,9 +224,17 @@ def _run(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         device=args.device,
         amp=args.amp,
+        channels_last=args.channels_last,
+        tta=args.tta,
         progress=False if args.no_progress else None,
     )
-    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    seconds = time.perf_counter() - started
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        flips = ", flip TTA: 4 network passes per frame" if args.tta else ""
+        print(format_report(result))
+        print(f"  {result['images']} frames in {seconds:.1f} s: {result['images'] / seconds:.2f} frames/s{flips}")
     return 0
 
 
@@ -247,10 +267,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--resize", default="train", help="network input: 'train' (the run's --resize, default), 'full', or pixels"
     )
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="frames per batch (default: 8 on a CPU, 16 on a GPU)"
+    )
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N | mps")
-    parser.add_argument("--amp", default="none", choices=AMP_CHOICES)
+    parser.add_argument("--amp", default="none", choices=AMP_CHOICES, help="precision (default: none, fp32)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    parser.add_argument("--tta", action="store_true", help="average each frame with its flips (4 passes per frame)")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

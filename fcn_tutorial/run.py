@@ -10,14 +10,18 @@ that would end after ``time_limit``. A run folder holds::
     history.csv   one row per epoch (losses, validation accuracy and Jaccard, val_size, learning rate, seconds)
     curves.png    the history drawn (redrawn at most once a minute, and at the end)
     train.log     the log lines, e.g. "EPOCH 3: Avg epoch training cost train ... took 12.3 s"
-    best.pt       the weights with the best validation Jaccard so far
-    last.pt       everything needed to resume: weights, optimiser, scheduler, scaler, RNG states
+    best.pt       the weights with the best validation Jaccard so far (with --ema, also the weight average,
+                  which is what validation scored and what load_model returns)
+    last.pt       everything needed to resume: weights, weight average, optimiser, scheduler, scaler, RNG states
     val.json      the best epoch's validation scores at full size
     test.json     the best epoch's test scores at full size (the same as ``fcn-tutorial evaluate``)
 
 With ``--resize``, the per-epoch validation scores the masks resized to the training size (faster; its
 ``val_size`` column and log lines say so) unless ``val_full_size`` is set; ``val.json`` and
 ``test.json`` are always at full size, in fp32, exactly as ``fcn-tutorial evaluate`` scores them.
+
+``init_from`` starts the network from a trained coarser one (FCN-16s from FCN-32s, FCN-8s from FCN-16s,
+as the paper trained them; :mod:`fcn_tutorial.models.staged`).
 
 Nothing is lost on interruption: checkpoints are written atomically after every epoch, and the data
 order and augmentation of epoch ``e`` derive from ``(seed, e)`` only, so ``resume=True`` continues a
@@ -55,7 +59,7 @@ from .history import plot_history, write_history
 from .precision import precision_plan
 from .progress import progress_bar
 from .runlock import RunFolderLock
-from .scoring import NonFiniteLogitsError, evaluate, score_dataset
+from .scoring import NonFiniteLogitsError, default_eval_batch_size, evaluate, score_dataset
 
 __all__ = [
     "RUNS_ENV_VAR",
@@ -323,10 +327,14 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         if len(datasets[split]) == 0:
             raise ValueError(f"the {split} split of {config.data} holds no frames: nothing to train or to validate on")
     # resuming: the weights come from last.pt, so ImageNet's are not needed (nor downloaded)
-    model = build_model_for(config, pretrained_backbone=False if checkpoint is not None else None).to(device)
-    if config.channels_last:
+    model = build_model_for(config, pretrained_backbone=False if checkpoint is not None else None)
+    if config.init_from and checkpoint is None:
+        _init_from(model, config.init_from, log)
+    model = model.to(device)
+    if config.use_channels_last:
         model = model.to(memory_format=torch.channels_last)
     raw_model = model  # the module whose state_dict we save (no DDP or compile wrappers)
+    ema = engine.build_ema(raw_model, config.ema) if config.ema else None
     optimizer = engine.build_optimizer(raw_model, config)
     pin_memory = device.type == "cuda"
     train_batches = make_train_loader(
@@ -361,6 +369,9 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             scheduler.load_state_dict(checkpoint["scheduler"])
         if scaler is not None and checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
+        if ema is not None:
+            ema.module.load_state_dict(checkpoint["ema"])
+            ema.n_averaged.fill_(checkpoint["ema_steps"])
         restore_rng_state(checkpoint["rng"])
         history = [_with_val_size(row, val_size) for row in checkpoint["history"]]
         start_epoch = checkpoint["epoch"] + 1
@@ -385,12 +396,13 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     # since each process scores a different number of images.
     if ctx.is_distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    eval_model = raw_model
+    eval_model = ema.module if ema is not None else raw_model  # validation scores the average when there is one
     if config.compile:
-        model, eval_model = torch.compile(model), torch.compile(raw_model)
+        model, eval_model = torch.compile(model), torch.compile(eval_model)
+    eval_batch_size = config.eval_batch_size or default_eval_batch_size(device)
     val_loader = make_eval_loader(
         datasets["val"],
-        batch_size=config.eval_batch_size,
+        batch_size=eval_batch_size,
         num_workers=config.num_workers,
         rank=ctx.rank,
         world_size=ctx.world_size,
@@ -398,7 +410,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     )
     val_input_size = config.resize if not val_size else None  # full-size frames go to the network resized
 
-    stop_reason, curves_drawn = "reached the last epoch", time.perf_counter()
+    stop_reason, curves_drawn, drawing_seconds = "reached the last epoch", time.perf_counter(), 0.0
     epochs_bar = progress_bar(
         range(start_epoch, config.epochs + 1),
         progress=progress,
@@ -431,12 +443,16 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
                 scaler=scaler,
                 amp_dtype=amp_dtype,
                 class_weights=class_weights,
-                channels_last=config.channels_last,
+                channels_last=config.use_channels_last,
+                loss=config.loss,
+                ema=ema,
                 epoch=epoch,
                 progress=progress,
             )
             # the loss was finite, but the last steps may not have been: nothing non-finite goes into last.pt
             diverged = non_finite_parameters(raw_model) + _non_finite_optimizer_state(optimizer)
+            if ema is not None:
+                diverged += [f"EMA {name}" for name in non_finite_parameters(ema)]
             if diverged:
                 raise engine.NonFiniteLossError(
                     f"the weights became NaN or infinite during epoch {epoch} ({len(diverged)} tensors, e.g. "
@@ -455,7 +471,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
                 input_size=val_input_size,
                 normalize=config.normalize,
                 amp_dtype=amp_dtype,
-                channels_last=config.channels_last,
+                channels_last=config.use_channels_last,
                 progress=progress,
             )
             accuracy, jaccard, mean_jaccard = scores.pixel_accuracy, scores.jaccard, scores.mean_jaccard
@@ -479,9 +495,11 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         if improved:
             best, best_epoch = monitored_value(row, config.monitor), epoch
         if ctx.is_main:
+            ema_state = {} if ema is None else {"ema": ema.module.state_dict(), "ema_steps": int(ema.n_averaged)}
             if improved:
                 save_checkpoint(
-                    {"model": raw_model.state_dict(), "config": asdict(config), "epoch": epoch, "scores": row},
+                    {"model": raw_model.state_dict(), **ema_state, "config": asdict(config), "epoch": epoch,
+                     "scores": row},
                     best_path,
                 )
             save_checkpoint(
@@ -490,6 +508,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "scaler": scaler.state_dict() if scaler is not None else None,
+                    **ema_state,
                     "epoch": epoch,
                     "best": best,
                     "best_epoch": best_epoch,
@@ -502,9 +521,12 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             )
             saved_epoch = epoch
             write_history(history, out / "history.csv")
-            if time.perf_counter() - curves_drawn > 60:  # drawing costs a second or two: at most once a minute
+            # drawing costs a second or two: at most once a minute, and at most 2 % of the loop's time
+            if time.perf_counter() - curves_drawn > max(60.0, 50 * drawing_seconds):
+                drawing_started = time.perf_counter()
                 plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")
                 curves_drawn = time.perf_counter()
+                drawing_seconds = curves_drawn - drawing_started
         log(epoch_line(row, config.n_classes))
         epochs_bar.set_postfix(jaccard=f"{row['val_jaccard_mean']:.4f}", best=f"{best:.4f}", refresh=False)
         barrier()
@@ -542,6 +564,19 @@ def _saved_epochs(out: Path, last_epoch: int, best_epoch: int) -> str:
     )
 
 
+def _init_from(model: nn.Module, checkpoint: str, log: RunLog) -> None:
+    """Start ``model`` from the trained coarser net in ``checkpoint`` (see :mod:`fcn_tutorial.models.staged`)."""
+    from .evaluate import load_model
+    from .models.staged import init_from_coarser
+
+    coarser, coarser_config = load_model(checkpoint, "cpu")
+    try:
+        init_from_coarser(model, coarser)
+    except ValueError as error:
+        raise ValueError(f"--init-from {checkpoint}: {error}") from None
+    log(f"initialised from {checkpoint} (a trained {coarser_config.model}); its new score layers start at zero")
+
+
 def _with_val_size(row: dict, val_size: int) -> dict:
     """A history row of a run started before ``val_size`` was recorded, with it (the same run, the same size)."""
     if "val_size" in row:
@@ -564,7 +599,9 @@ def _score_best_epoch(
     """Score ``best.pt`` at full size, in fp32, as ``fcn-tutorial evaluate`` does: ``val.json`` and ``test.json``."""
     from .evaluate import checkpoint_report
 
-    model.load_state_dict(load_checkpoint(best_path, map_location=ctx.device)["model"])
+    state = load_checkpoint(best_path, map_location=ctx.device)
+    model = model.to(memory_format=torch.contiguous_format)  # as evaluate's freshly built model, to the last bit
+    model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])  # what validation chose
     splits = ["val"] + (["test"] if config.test and "test" in datasets else [])
     for split in splits:
         dataset = datasets["val_full" if split == "val" else split]
@@ -575,7 +612,7 @@ def _score_best_epoch(
             ctx.device,
             input_size=config.resize,
             normalize=config.normalize,
-            batch_size=config.eval_batch_size,
+            batch_size=config.eval_batch_size or default_eval_batch_size(ctx.device),
             num_workers=config.num_workers,
             rank=ctx.rank,
             world_size=ctx.world_size,

@@ -9,6 +9,10 @@ line and ``test.json``, ``fcn-tutorial evaluate``, ``fcn-tutorial predict`` and 
 3. cast the logits to fp32 and resize them bilinearly to the frame's own size;
 4. compare them with the mask at that size (:func:`evaluate`), or take their argmax (:func:`predict`).
 
+With ``tta=True`` (test-time augmentation) step 2 runs the network on the frame and on its horizontal,
+vertical and double flips, flips the four score maps back and averages their softmax probabilities;
+the log of that average stands for the logits. It costs four forward passes per frame.
+
 So a mask is scored at the size it was given. :func:`evaluate` is handed full-size masks by
 ``fcn-tutorial evaluate`` and for a run's best epoch (the *full-size* scores of ``test.json``);
 during training the per-epoch validation may be handed masks resized to the training size, which is
@@ -33,12 +37,15 @@ from .progress import progress_bar
 
 __all__ = [
     "NonFiniteLogitsError",
+    "TTA_FLIPS",
     "preprocess",
+    "flip_averaged_logits",
     "predict_logits",
     "predict",
     "evaluate",
     "score_dataset",
     "scores_dict",
+    "default_eval_batch_size",
 ]
 
 
@@ -66,6 +73,34 @@ def preprocess(
     return images
 
 
+def default_eval_batch_size(device: torch.device | str) -> int:
+    """Frames per scoring batch when none is asked for: 16 on a GPU, 8 on a CPU.
+
+    Batching saves the per-call overhead of small networks; frames of different sizes still run one size
+    at a time (:func:`predict_logits`), so a batch never holds more than 8 full-size frames on a CPU.
+    """
+    return 16 if torch.device(device).type == "cuda" else 8
+
+
+TTA_FLIPS = ((), (-1,), (-2,), (-2, -1))  # the dimensions flipped: none, horizontal, vertical, both
+
+
+def flip_averaged_logits(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Log of the softmax probabilities of ``batch`` averaged over :data:`TTA_FLIPS`, in fp32: one network call.
+
+    The four flipped copies of the batch run as one batch of ``4 N`` frames; each score map is flipped
+    back before averaging, so every pixel averages the votes of the same pixel seen four ways.
+    """
+    n = len(batch)
+    flipped = torch.cat([batch.flip(dims) if dims else batch for dims in TTA_FLIPS])
+    probabilities = model(flipped).float().softmax(dim=1)
+    mean = sum(
+        probabilities[i * n : (i + 1) * n].flip(dims) if dims else probabilities[i * n : (i + 1) * n]
+        for i, dims in enumerate(TTA_FLIPS)
+    ) / len(TTA_FLIPS)
+    return mean.clamp_min(torch.finfo(torch.float32).tiny).log()  # finite: the metrics refuse infinities
+
+
 def predict_logits(
     model: nn.Module,
     images: torch.Tensor | Sequence[torch.Tensor],
@@ -75,11 +110,13 @@ def predict_logits(
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     device: torch.device | str | None = None,
+    tta: bool = False,
 ) -> list[torch.Tensor]:
     """fp32 logits ``C x H x W`` for each frame, at that frame's own ``H x W``.
 
     ``images``: ``[0, 1]`` frames, a list of ``3 x H x W`` or an ``N x 3 x H x W`` batch. Frames that
-    :func:`preprocess` brings to the same size run through the network as one batch.
+    :func:`preprocess` brings to the same size run through the network as one batch. ``tta``: average
+    over flips (:func:`flip_averaged_logits`).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     frames = [preprocess(image.to(device), size=size, normalize=normalize) for image in images]
@@ -92,7 +129,7 @@ def predict_logits(
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            scores = model(batch)
+            scores = flip_averaged_logits(model, batch) if tta else model(batch)
         for index, frame_scores in zip(indices, scores.float()):
             full_size = tuple(images[index].shape[-2:])
             if frame_scores.shape[-2:] != full_size:
@@ -111,6 +148,8 @@ def predict(
     size: int | Sequence[int] | None = None,
     normalize: bool = False,
     amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    tta: bool = False,
 ) -> torch.Tensor:
     """The class of every pixel of ``image`` (float ``3 x H x W`` in [0, 1]): an int64 ``H x W`` mask.
 
@@ -119,7 +158,9 @@ def predict(
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"expected an image of shape 3 x H x W, got {tuple(image.shape)}")
     model.eval()
-    logits = predict_logits(model, [image], size=size, normalize=normalize, amp_dtype=amp_dtype)[0]
+    logits = predict_logits(
+        model, [image], size=size, normalize=normalize, amp_dtype=amp_dtype, channels_last=channels_last, tta=tta
+    )[0]
     return logits.argmax(dim=0).cpu()
 
 
@@ -134,6 +175,7 @@ def evaluate(
     normalize: bool = False,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    tta: bool = False,
     per_image: PerImageJaccard | None = None,
     progress: bool | None = None,
     desc: str = "validation",
@@ -143,8 +185,9 @@ def evaluate(
     ``loader`` yields ``(images, masks)``: ``[0, 1]`` frames and their masks, as lists or batches.
     Each frame goes through :func:`predict_logits` (resized to ``input_size``, normalised if
     ``normalize``) and its logits are compared with its mask at the mask's size. The loss is the
-    cross-entropy over every non-void pixel; the confusion matrix counts every pixel of the split
-    and is summed over processes under ``torchrun``. ``per_image`` also collects each frame's Jaccard.
+    cross-entropy over every non-void pixel (with ``tta``: of the flip-averaged probabilities); the
+    confusion matrix counts every pixel of the split and is summed over processes under ``torchrun``.
+    ``per_image`` also collects each frame's Jaccard.
     NaN or infinite logits raise :class:`NonFiniteLogitsError` (on every process).
     """
     from .distributed import all_reduce_sum
@@ -163,6 +206,7 @@ def evaluate(
             amp_dtype=amp_dtype,
             channels_last=channels_last,
             device=device,
+            tta=tta,
         )
         for logits, mask in zip(all_logits, masks):
             if not torch.isfinite(logits).all():
@@ -224,6 +268,7 @@ def score_dataset(
     normalize: bool = False,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    tta: bool = False,
     batch_size: int = 1,
     num_workers: int = 0,
     rank: int = 0,
@@ -256,6 +301,7 @@ def score_dataset(
         normalize=normalize,
         amp_dtype=amp_dtype,
         channels_last=channels_last,
+        tta=tta,
         per_image=per_image,
         progress=progress,
         desc=desc,

@@ -32,9 +32,11 @@ def test_two_process_training_scores_every_validation_image_once(tmp_path):
     assert result.stdout.count("EPOCH 2:") == 1  # only rank 0 logs
     last = read_history(out / "history.csv")[-1]
 
-    # Like with like: the single-process scores come from a process with the same thread count (one).
+    # Like with like: the single-process scores come from a process with the same thread count (one), in the
+    # run's precision and memory format (the defaults: --amp auto, channels-last) and batch size.
     scored = subprocess.run([sys.executable, "-m", "fcn_tutorial.cli", "evaluate", str(out / "last.pt"), "--data",
-                             str(data), "--split", "val", "--device", "cpu", "--json", "--no-progress"],
+                             str(data), "--split", "val", "--device", "cpu", "--amp", "auto", "--channels-last",
+                             "--batch-size", "1", "--json", "--no-progress"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert scored.returncode == 0, scored.stderr[-3000:]
     single = json.loads(scored.stdout)

@@ -95,7 +95,8 @@ def test_load_model_restores_the_best_weights(run):
 
 def test_evaluate_checkpoint_matches_the_validation_row_of_the_best_epoch(run):
     run_dir, data = run
-    result = evaluate_checkpoint(run_dir / "best.pt", split="val", progress=False)  # the run's own data set
+    # the run's own data set, in the run's precision and memory format (its defaults: --amp auto, channels-last)
+    result = evaluate_checkpoint(run_dir / "best.pt", split="val", amp="auto", channels_last=True, progress=False)
     best = max(read_history(run_dir / "history.csv"), key=lambda row: row["val_jaccard_mean"])
     assert result["images"] == 5 and result["split"] == "val"
     assert result["pixel_accuracy"] == pytest.approx(best["val_accuracy"], abs=1e-12)
@@ -225,7 +226,7 @@ def test_predict_gives_the_argmax_that_scoring_counts(resized_runs, tmp_path, no
     Image.open(mask_file).point(lambda v: 255 if v else 0).save(folder / "masks" / f"{Path(name).stem}.png")
 
     assert cli.main(["predict", str(checkpoint), str(folder / "images"), "--out", str(tmp_path / "out"),
-                     "--resize", size, "--no-progress"]) == 0
+                     "--resize", size, "--amp", "none", "--no-progress"]) == 0
     capsys.readouterr()
     with Image.open(tmp_path / "out" / f"{Path(name).stem}_mask.png") as png:
         predicted = torch.from_numpy(np.asarray(png).astype(np.int64)) // 255

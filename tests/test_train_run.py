@@ -103,9 +103,9 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(finished_ru
     real_loss = engine.segmentation_loss
     calls = []
 
-    def poisoned(logits, target, weight=None):
+    def poisoned(logits, target, weight=None, **options):
         calls.append(1)
-        loss = real_loss(logits, target, weight)
+        loss = real_loss(logits, target, weight, **options)
         return loss * math.nan if len(calls) == 2 else loss  # the second batch of epoch 4
 
     monkeypatch.setattr(engine, "segmentation_loss", poisoned)

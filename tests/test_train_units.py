@@ -28,7 +28,8 @@ from fcn_tutorial.run import epoch_line, epoch_seed
         ("cuda", "fp16", True, (torch.float16, True)),  # fp16 underflows: GradScaler
         ("cuda", "auto", True, (torch.bfloat16, False)),  # Ampere and later
         ("cuda", "auto", False, (torch.float16, True)),  # Volta, Turing (e.g. Colab's T4)
-        ("cpu", "auto", True, (None, False)),  # autocast on the CPU only when asked
+        ("cpu", "auto", True, (torch.bfloat16, False)),  # CPUs with native bf16 (AVX512-BF16, AMX)
+        ("cpu", "auto", False, (None, False)),
         ("cpu", "bf16", True, (torch.bfloat16, False)),
         ("cpu", "fp16", True, (torch.float16, True)),
         ("mps", "none", False, (None, False)),

@@ -9,6 +9,7 @@
 * :mod:`~fcn_tutorial.models.vgg`: the shared VGG16 downsampling path and its ImageNet weights;
 * :mod:`~fcn_tutorial.models.fcn`: the three heads, :func:`build_model`, :func:`bilinear_kernel`;
 * :mod:`~fcn_tutorial.models.summary`: :func:`summary`, :func:`count_flops`, :func:`crop_offsets`.
+* :mod:`~fcn_tutorial.models.staged`: ``init_from_coarser``, the paper's staged training (``--init-from``).
 """
 
 from .fcn import MODELS, FCN8s, FCN16s, FCN32s, bilinear_kernel, build_model

@@ -1,0 +1,201 @@
+"""Loop efficiency: a real training run's throughput against the bare training step of the same network.
+
+A real run (:func:`fcn_tutorial.run.train`: cached frames, augmentation, the DataLoader and its worker,
+the per-epoch validation, checkpoints, history and log) is timed epoch by epoch, from the start of one
+epoch's training to the start of the next, so every second of the loop counts. The bare step is
+the same network, batch, crop size, precision and memory format, trained on random tensors that are
+already in memory: forward, loss, backward, Adam, nothing else. It is timed just before and just after
+the run, in the same process, and the two timings are pooled, so the ratio
+
+    loop efficiency = (training images per second of the whole loop) / (images per second of the bare step)
+
+is measured side by side: a machine shared with other work slows both alike. The first epoch is left
+out (it starts the worker and warms the allocator). Each epoch is split into where its time went:
+waiting for batches, training compute, validation, and the rest (checkpoints, history, log, curves)::
+
+    FCN_TUTORIAL_DATA=../shared/data .venv/bin/python benchmarks/train_loop.py             # the README's CPU recipe
+    FCN_TUTORIAL_DATA=../shared/data .venv/bin/python benchmarks/train_loop.py --num-workers 0 --eval-batch-size 1
+    ... --profile 10    # also: torch.profiler over 10 steps of the bare step, the top operators
+
+Options not listed here go to ``fcn-tutorial train`` unchanged (e.g. ``--amp none --no-channels-last``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from fcn_tutorial import engine, run
+from fcn_tutorial.config import add_config_arguments, build_model_for, config_from_args
+from fcn_tutorial.data import loaders
+from fcn_tutorial.precision import precision_plan
+
+# The README's CPU quality recipe (its epochs cut to --epochs, no final test scoring).
+RECIPE = [
+    "--data", "kvasir-seg", "--model", "fcn8s", "--preset", "compact", "--width", "0.25", "--batch-norm",
+    "--resize", "256", "--crop-size", "224", "--hflip", "0.5", "--vflip", "0.5", "--scale", "0.8", "1.2",
+    "--cache", "--batch-size", "8", "--optimizer", "adam", "--lr", "1e-3", "--schedule", "cosine",
+    "--patience", "0", "--seed", "0", "--no-test", "--no-progress",
+]
+
+
+class TimedBatches:
+    """A DataLoader that adds up the seconds its consumer waits for each batch."""
+
+    def __init__(self, loader):
+        self.loader, self.waited = loader, 0.0
+
+    def __iter__(self):
+        batches = iter(self.loader)
+        while True:
+            started = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            self.waited += time.perf_counter() - started
+            yield batch
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __getattr__(self, name):  # sampler, dataset, ...
+        return getattr(self.loader, name)
+
+
+def timed_run(config) -> tuple[list[dict], int]:
+    """Train per ``config``; return, per epoch, its loop seconds and where they went, and the training frames."""
+    marks: list[dict] = []
+    loader_box: list[TimedBatches] = []
+    real_train, real_evaluate, real_score, real_make = (
+        engine.train_one_epoch, run.evaluate, run._score_best_epoch, loaders.make_train_loader)
+
+    def make_train_loader(*args, **kwargs):
+        loader_box.append(TimedBatches(real_make(*args, **kwargs)))
+        return loader_box[-1]
+
+    def train_one_epoch(*args, **kwargs):
+        marks.append({"start": time.perf_counter(), "waited_before": loader_box[-1].waited})
+        result = real_train(*args, **kwargs)
+        marks[-1].update(train_end=time.perf_counter(), waited=loader_box[-1].waited - marks[-1]["waited_before"])
+        return result
+
+    def evaluate(*args, **kwargs):
+        started = time.perf_counter()
+        result = real_evaluate(*args, **kwargs)
+        marks[-1]["validation"] = time.perf_counter() - started
+        return result
+
+    def score_best_epoch(*args, **kwargs):
+        marks.append({"start": time.perf_counter()})  # the end of the last epoch
+        return real_score(*args, **kwargs)
+
+    engine.train_one_epoch, run.evaluate, run._score_best_epoch = train_one_epoch, evaluate, score_best_epoch
+    loaders.make_train_loader = make_train_loader
+    try:
+        run.train(config)
+    finally:
+        engine.train_one_epoch, run.evaluate, run._score_best_epoch = real_train, real_evaluate, real_score
+        loaders.make_train_loader = real_make
+    epochs = []
+    for mark, following in zip(marks, marks[1:]):
+        loop = following["start"] - mark["start"]
+        train = mark["train_end"] - mark["start"]
+        epochs.append({"loop_s": loop, "waiting_s": mark["waited"], "compute_s": train - mark["waited"],
+                       "validation_s": mark["validation"], "rest_s": loop - train - mark["validation"]})
+    return epochs, len(loader_box[-1].dataset)
+
+
+def bare_steps(config, steps: int) -> list[float]:
+    """Seconds of each of ``steps`` bare training steps (after one warm-up step) of ``config``'s network."""
+    amp_dtype, _ = precision_plan("cpu", config.amp)
+    torch.manual_seed(0)
+    model = build_model_for(config).train()
+    size = config.crop_size or config.resize or 224
+    images = torch.rand(config.batch_size, 3, size, size)
+    masks = (torch.rand(config.batch_size, size, size) > 0.8).long()
+    if config.use_channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer = engine.build_optimizer(model, config)
+    times = []
+    for _ in range(steps + 1):
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            logits = model(images)
+        loss = engine.segmentation_loss(logits, masks, loss=config.loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    return times[1:]
+
+
+def profile_bare_step(config, steps: int) -> str:
+    """torch.profiler's table of the operators that take the most CPU time in ``steps`` bare steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        bare_steps(config, steps)
+    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_config_arguments(parser)
+    parser.add_argument("--steps", type=int, default=12, help="bare steps timed before and after the run (each)")
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS", help="also profile this many bare steps")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args(RECIPE + ["--epochs", "4"] + (sys.argv[1:] if argv is None else argv))
+    work = tempfile.TemporaryDirectory(prefix="train-loop-")
+    args.out = str(Path(work.name) / "run")
+    config, _ = config_from_args(args)
+
+    before = bare_steps(config, args.steps)
+    epochs, n_train = timed_run(config)
+    after = bare_steps(config, args.steps)
+    step_s = statistics.median(before + after)
+    bare = config.batch_size / step_s
+    steady = epochs[1:] or epochs
+    loop_s = statistics.median(e["loop_s"] for e in steady)
+    loop = n_train / loop_s
+    result = {
+        "config": {k: getattr(config, k) for k in ("model", "preset", "width", "batch_norm", "resize", "crop_size",
+                                                    "batch_size", "eval_batch_size", "num_workers", "amp",
+                                                    "channels_last", "cache", "loss", "ema")},
+        "threads": torch.get_num_threads(),
+        "training_frames": n_train,
+        "bare_step_images_per_s": bare,
+        "bare_step_s_before_after": [statistics.median(before), statistics.median(after)],
+        "loop_images_per_s": loop,
+        "loop_efficiency": loop / bare,
+        "epochs": epochs,
+    }
+    print(f"{config.model} {config.preset} width {config.width:g}, batch {config.batch_size}, amp {config.amp}, "
+          f"channels-last {config.use_channels_last}, workers {config.num_workers}, "
+          f"eval batch {config.eval_batch_size}; "
+          f"{n_train} training frames, {torch.get_num_threads()} threads")
+    print(f"bare step: {bare:.2f} img/s (median step {step_s:.3f} s; before {statistics.median(before):.3f} s, "
+          f"after {statistics.median(after):.3f} s)")
+    print(f"whole loop: {loop:.2f} img/s (median epoch {loop_s:.1f} s over epochs 2..{len(epochs)})")
+    print(f"loop efficiency: {loop / bare:.2f}x the bare step")
+    print("per epoch (s): " + " | ".join(
+        f"{e['loop_s']:.1f} = wait {e['waiting_s']:.1f} + compute {e['compute_s']:.1f} + val {e['validation_s']:.1f}"
+        f" + rest {e['rest_s']:.1f}" for e in epochs))
+    if args.profile:
+        print(profile_bare_step(config, args.profile))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    work.cleanup()
+    return result
+
+
+if __name__ == "__main__":
+    main()
