@@ -68,9 +68,14 @@ def evenly_spread(dataset: Dataset, count: int | None) -> Dataset:
 
 def load_frames(args) -> tuple[CachedFrames, CachedFrames]:
     """Training frames at ``--size`` (masks too), validation frames at ``--size`` with their full-size masks."""
-    augment = train_transforms(crop_size=args.crop or None, hflip=args.hflip, vflip=args.vflip,
-                               rotation=args.rotation, scale=tuple(args.scale) if args.scale else None,
-                               color_jitter=args.color_jitter)
+    augment = train_transforms(
+        crop_size=args.crop or None,
+        hflip=args.hflip,
+        vflip=args.vflip,
+        rotation=args.rotation,
+        scale=tuple(args.scale) if args.scale else None,
+        color_jitter=args.color_jitter,
+    )
     train = CachedFrames(evenly_spread(get_dataset(args.data, "train"), args.n_train), args.size, transform=augment)
     val = CachedFrames(evenly_spread(get_dataset(args.data, "val"), args.n_eval), args.size, resize_masks=False)
     return train, val
@@ -82,15 +87,19 @@ def score(model, val: CachedFrames, amp_dtype) -> dict:
     loader = DataLoader(val, batch_size=1, collate_fn=one_frame)
     loss, scores = evaluate(model, loader, 2, torch.device("cpu"), amp_dtype=amp_dtype, per_image=per_image)
     polyp = per_image.values[:, 1]
-    return {"loss": loss, "pixel_accuracy": float(scores.pixel_accuracy), "polyp_jaccard": float(scores.jaccard[1]),
-            "mean_jaccard": float(scores.mean_jaccard),
-            "per_image_polyp_jaccard": float(per_image.mean()[1]),
-            "worst_image_polyp_jaccard": float(polyp.nan_to_num(1.0).min())}
+    return {
+        "loss": loss,
+        "pixel_accuracy": float(scores.pixel_accuracy),
+        "polyp_jaccard": float(scores.jaccard[1]),
+        "mean_jaccard": float(scores.mean_jaccard),
+        "per_image_polyp_jaccard": float(per_image.mean()[1]),
+        "worst_image_polyp_jaccard": float(polyp.nan_to_num(1.0).min()),
+    }
 
 
 def one_frame(batch):
     """A batch of one frame whose mask is larger than its image (full size against resized)."""
-    (image, mask), = batch
+    ((image, mask),) = batch
     return image[None], mask[None]
 
 
@@ -103,19 +112,36 @@ def background_baseline(val: CachedFrames) -> float:
 
 def train_stage(model, train: CachedFrames, epochs: int, lr: float, args, amp_dtype, generator) -> list[float]:
     """``epochs`` epochs of Adam with a cosine schedule from ``lr`` to 0; the mean training loss of each."""
-    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True, generator=generator,
-                        collate_fn=pad_collate, num_workers=args.num_workers,
-                        persistent_workers=args.num_workers > 0)
+    loader = DataLoader(
+        train,
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=generator,
+        collate_fn=pad_collate,
+        num_workers=args.num_workers,
+        persistent_workers=args.num_workers > 0,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * len(loader)))
     weights = torch.tensor(args.class_weights) if args.class_weights else None
     losses = []
     for epoch in range(1, epochs + 1):
         cpu = time.process_time()
-        losses.append(train_one_epoch(model, loader, optimizer, torch.device("cpu"), scheduler=scheduler,
-                                      amp_dtype=amp_dtype, class_weights=weights, channels_last=args.channels_last,
-                                      epoch=epoch,
-                                      progress=False))
+        losses.append(
+            train_one_epoch(
+                model,
+                loader,
+                optimizer,
+                torch.device("cpu"),
+                scheduler=scheduler,
+                amp_dtype=amp_dtype,
+                class_weights=weights,
+                channels_last=args.channels_last,
+                epoch=epoch,
+                progress=False,
+            )
+        )
         print(f"  epoch {epoch}: loss {losses[-1]:.4f}, {time.process_time() - cpu:.1f} CPU s", flush=True)
     return losses
 
@@ -126,12 +152,19 @@ def main(args) -> dict:
     amp_dtype = torch.bfloat16 if args.amp == "bf16" or (args.amp == "auto" and cpu_supports_bf16()) else None
     started_cpu, started_wall = time.process_time(), time.perf_counter()
     train, val = load_frames(args)
-    result = {"settings": vars(args) | {"amp_dtype": str(amp_dtype)}, "n_train": len(train), "n_val": len(val),
-              "background_pixel_accuracy": background_baseline(val),
-              "cache": {"cpu_s": time.process_time() - started_cpu, "wall_s": time.perf_counter() - started_wall},
-              "stages": []}
-    print(f"{len(train)} training frames at {args.size} px, {len(val)} validation frames scored at full size; "
-          f"all-background pixel accuracy {result['background_pixel_accuracy']:.3f}; autocast {amp_dtype}", flush=True)
+    result = {
+        "settings": vars(args) | {"amp_dtype": str(amp_dtype)},
+        "n_train": len(train),
+        "n_val": len(val),
+        "background_pixel_accuracy": background_baseline(val),
+        "cache": {"cpu_s": time.process_time() - started_cpu, "wall_s": time.perf_counter() - started_wall},
+        "stages": [],
+    }
+    print(
+        f"{len(train)} training frames at {args.size} px, {len(val)} validation frames scored at full size; "
+        f"all-background pixel accuracy {result['background_pixel_accuracy']:.3f}; autocast {amp_dtype}",
+        flush=True,
+    )
     generator = torch.Generator().manual_seed(args.seed)
     coarser = None
     for name, epochs, lr in zip(VARIANTS, args.epochs, args.lr):
@@ -147,21 +180,34 @@ def main(args) -> dict:
         train_cpu, train_wall = time.process_time() - cpu, time.perf_counter() - wall
         cpu, wall = time.process_time(), time.perf_counter()
         scores = score(model, val, amp_dtype)
-        stage = {"model": name, "epochs": epochs, "lr": lr, "train_losses": losses, "train_cpu_s": train_cpu,
-                 "train_wall_s": train_wall, "eval_cpu_s": time.process_time() - cpu,
-                 "eval_wall_s": time.perf_counter() - wall, **scores}
+        stage = {
+            "model": name,
+            "epochs": epochs,
+            "lr": lr,
+            "train_losses": losses,
+            "train_cpu_s": train_cpu,
+            "train_wall_s": train_wall,
+            "eval_cpu_s": time.process_time() - cpu,
+            "eval_wall_s": time.perf_counter() - wall,
+            **scores,
+        }
         result["stages"].append(stage)
-        print(f"{name}: {epochs} epochs, lr {lr:g}, train {train_cpu:.0f} CPU s (~{train_cpu * args.idle_factor:.0f} "
-              f"idle s), eval {stage['eval_cpu_s']:.0f} CPU s; pixel acc {scores['pixel_accuracy']:.3f}, polyp J "
-              f"{scores['polyp_jaccard']:.3f} (per image {scores['per_image_polyp_jaccard']:.3f}, "
-              f"worst {scores['worst_image_polyp_jaccard']:.2f}), last loss {(losses or [float('nan')])[-1]:.3f}",
-              flush=True)
+        print(
+            f"{name}: {epochs} epochs, lr {lr:g}, train {train_cpu:.0f} CPU s (~{train_cpu * args.idle_factor:.0f} "
+            f"idle s), eval {stage['eval_cpu_s']:.0f} CPU s; pixel acc {scores['pixel_accuracy']:.3f}, polyp J "
+            f"{scores['polyp_jaccard']:.3f} (per image {scores['per_image_polyp_jaccard']:.3f}, "
+            f"worst {scores['worst_image_polyp_jaccard']:.2f}), last loss {(losses or [float('nan')])[-1]:.3f}",
+            flush=True,
+        )
         coarser = model
     result["total_cpu_s"] = time.process_time() - started_cpu
     result["total_wall_s"] = time.perf_counter() - started_wall
     total_train = sum(s["train_cpu_s"] for s in result["stages"])
-    print(f"training {total_train:.0f} CPU s (~{total_train * args.idle_factor:.0f} idle s); everything "
-          f"{result['total_cpu_s']:.0f} CPU s, {result['total_wall_s']:.0f} wall s", flush=True)
+    print(
+        f"training {total_train:.0f} CPU s (~{total_train * args.idle_factor:.0f} idle s); everything "
+        f"{result['total_cpu_s']:.0f} CPU s, {result['total_wall_s']:.0f} wall s",
+        flush=True,
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from fcn_tutorial.data import VOID, KvasirSEG, make_loaders
 from fcn_tutorial.data.transforms import original_preset
 
-DEFAULT_ROOT = Path(os.environ.get("FCN_TUTORIAL_TEST_KVASIR", Path(__file__).resolve().parents[2] / "shared" / "data"
-                                   / "kvasir-seg"))
+DEFAULT_ROOT = Path(
+    os.environ.get("FCN_TUTORIAL_TEST_KVASIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "kvasir-seg")
+)
 TARGET_RATIO = 1.0
 
 
@@ -74,9 +75,11 @@ def main() -> None:
 
     preset = original_preset()
     dataset = KvasirSEG(args.root, "train", transform=preset.train_transform, split_dir=False)
-    print(f"Kvasir-SEG train split: {len(dataset)} frames in {args.root}; batches of {args.batch_size} "
-          f"224x224 crops; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs; median of {args.repeats}")
+    print(
+        f"Kvasir-SEG train split: {len(dataset)} frames in {args.root}; batches of {args.batch_size} "
+        f"224x224 crops; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{os.cpu_count()} CPUs; median of {args.repeats}"
+    )
 
     try:
         from fcn_tutorial.models import build_model
@@ -94,7 +97,8 @@ def main() -> None:
     for _ in range(args.repeats):  # data and models alternate, so that both see the same machine load
         for workers in (0, 2):
             results.setdefault(f"pipeline, {workers} workers", []).append(
-                pipeline_throughput(dataset, workers, args.batches, args.batch_size))
+                pipeline_throughput(dataset, workers, args.batches, args.batch_size)
+            )
         for name, model in models.items():
             steps = args.steps if "compact" in name else max(1, args.steps // 5)
             results.setdefault(f"training {name}", []).append(training_throughput(model, images, masks, steps))

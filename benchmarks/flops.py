@@ -48,11 +48,18 @@ def main() -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
     for model_name, preset, n_params, flops in rows:
-        cells = [model_name, preset, f"{n_params:,}", *[f"{f / 1e9:.1f}" for f in flops],
-                 f"{flops[-1] / compact[model_name]:.2f}"]
+        cells = [
+            model_name,
+            preset,
+            f"{n_params:,}",
+            *[f"{f / 1e9:.1f}" for f in flops],
+            f"{flops[-1] / compact[model_name]:.2f}",
+        ]
         print("| " + " | ".join(cells) + " |")
-    print(f"\nwidth {args.width}, {args.n_classes} classes; x compact: GFLOPs over the same variant's compact "
-          f"preset (no padding of 100) at {names[-1]}.")
+    print(
+        f"\nwidth {args.width}, {args.n_classes} classes; x compact: GFLOPs over the same variant's compact "
+        f"preset (no padding of 100) at {names[-1]}."
+    )
 
 
 if __name__ == "__main__":

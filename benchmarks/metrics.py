@@ -60,8 +60,10 @@ def main() -> None:
     args = parser.parse_args()
 
     predictions, targets = make_split(args.images, args.height, args.width)
-    print(f"{args.images} label maps of {args.height}x{args.width}, 2 classes + void {VOID}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}")
+    print(
+        f"{args.images} label maps of {args.height}x{args.width}, 2 classes + void {VOID}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}"
+    )
 
     ours = ConfusionMatrix(n_classes=2, ignore_index=VOID)
     theirs = MulticlassJaccardIndex(num_classes=2, average="none", ignore_index=VOID)
@@ -81,8 +83,10 @@ def main() -> None:
         ours_jaccard = torch.tensor(ours.compute().jaccard, dtype=torch.float64)
         agree = torch.allclose(ours_jaccard, theirs.compute().double(), atol=1e-6)
         label = "one image per update" if per_image else "whole split in one update"
-        print(f"{label:27s} ours {ours_s * 1e3:8.1f} ms   torchmetrics {theirs_s * 1e3:8.1f} ms   "
-              f"ratio {ratio:.3f}   same Jaccard: {agree}")
+        print(
+            f"{label:27s} ours {ours_s * 1e3:8.1f} ms   torchmetrics {theirs_s * 1e3:8.1f} ms   "
+            f"ratio {ratio:.3f}   same Jaccard: {agree}"
+        )
         met = met and ratio <= TARGET_RATIO and agree
     print(f"target: ours <= {TARGET_RATIO}x torchmetrics' time in both runs: {'met' if met else 'NOT met'}")
 

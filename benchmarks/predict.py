@@ -43,8 +43,10 @@ def frames(count: int, height: int, width: int) -> list[torch.Tensor]:
         from fcn_tutorial.data import get_dataset
 
         dataset = get_dataset("kvasir-seg", "test")
-        return [TF.resize(dataset[i][0].as_subclass(torch.Tensor), [height, width], antialias=True)
-                for i in range(min(count, len(dataset)))]
+        return [
+            TF.resize(dataset[i][0].as_subclass(torch.Tensor), [height, width], antialias=True)
+            for i in range(min(count, len(dataset)))
+        ]
     except (FileNotFoundError, ValueError, KeyError) as error:
         print(f"no Kvasir-SEG frames ({error}); random frames instead")
         return [torch.rand(3, height, width) for _ in range(count)]
@@ -72,8 +74,10 @@ def main() -> None:
     plain, channels_last = model, copy.deepcopy(model).to(memory_format=torch.channels_last)
     variants = [v for v in args.variants if VARIANTS[v][0] is None or cpu_supports_bf16()]
     images = frames(args.frames, *args.size)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {cpu_supports_bf16()}; "
-          f"{len(images)} frames of {args.size[0]} x {args.size[1]}, network input {size or 'full size'}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {cpu_supports_bf16()}; "
+        f"{len(images)} frames of {args.size[0]} x {args.size[1]}, network input {size or 'full size'}"
+    )
 
     seconds: dict[str, list[float]] = {v: [] for v in variants}
     masks: dict[str, list[torch.Tensor]] = {v: [] for v in variants}
@@ -82,8 +86,15 @@ def main() -> None:
             for variant in variants:
                 amp_dtype, cl, tta = VARIANTS[variant]
                 started = time.perf_counter()
-                mask = predict(channels_last if cl else plain, image, size=size, normalize=normalize,
-                               amp_dtype=amp_dtype, channels_last=cl, tta=tta)
+                mask = predict(
+                    channels_last if cl else plain,
+                    image,
+                    size=size,
+                    normalize=normalize,
+                    amp_dtype=amp_dtype,
+                    channels_last=cl,
+                    tta=tta,
+                )
                 if not warm_up:
                     seconds[variant].append(time.perf_counter() - started)
                     masks[variant].append(mask)
@@ -92,8 +103,14 @@ def main() -> None:
     print(f"{'variant':24} {'frames/s':>9} {'x fp32':>7} {'pixels != fp32':>15}")
     for variant in variants:
         fps = 1 / statistics.median(seconds[variant])
-        differ = (sum((a != b).sum().item() for a, b in zip(masks[variant], masks["fp32"]))
-                  / sum(m.numel() for m in masks["fp32"])) if "fp32" in masks else float("nan")
+        differ = (
+            (
+                sum((a != b).sum().item() for a, b in zip(masks[variant], masks["fp32"]))
+                / sum(m.numel() for m in masks["fp32"])
+            )
+            if "fp32" in masks
+            else float("nan")
+        )
         print(f"{variant:24} {fps:9.2f} {fps / base if base else float('nan'):7.2f} {100 * differ:14.3f}%")
     print("Medians over frames; the variants take turns frame by frame, so their ratios are comparable.")
 

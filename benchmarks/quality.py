@@ -88,8 +88,12 @@ def score(model, frames: CachedFrames, amp_dtype, tta: str) -> dict:
         confusion.update(probability, mask[None])
         per_image.update(probability, mask[None])
     scores = confusion.compute()
-    return {"pixel_accuracy": float(scores.pixel_accuracy), "polyp_jaccard": float(scores.jaccard[1]),
-            "mean_jaccard": float(scores.mean_jaccard), "per_image_polyp_jaccard": float(per_image.mean()[1])}
+    return {
+        "pixel_accuracy": float(scores.pixel_accuracy),
+        "polyp_jaccard": float(scores.jaccard[1]),
+        "mean_jaccard": float(scores.mean_jaccard),
+        "per_image_polyp_jaccard": float(per_image.mean()[1]),
+    }
 
 
 def main(args) -> dict:
@@ -98,23 +102,38 @@ def main(args) -> dict:
     amp_dtype = torch.bfloat16 if args.amp == "bf16" or (args.amp == "auto" and cpu_supports_bf16()) else None
     cpu_started, wall_started = time.process_time(), time.perf_counter()
 
-    augment = train_transforms(crop_size=args.crop or None, hflip=args.hflip, vflip=args.vflip,
-                               rotation=args.rotation, scale=tuple(args.scale) if args.scale else None,
-                               color_jitter=args.color_jitter)
+    augment = train_transforms(
+        crop_size=args.crop or None,
+        hflip=args.hflip,
+        vflip=args.vflip,
+        rotation=args.rotation,
+        scale=tuple(args.scale) if args.scale else None,
+        color_jitter=args.color_jitter,
+    )
     train = CachedFrames(evenly_spread(get_dataset(args.data, "train"), args.n_train), args.size, transform=augment)
-    evaluation = {split: CachedFrames(evenly_spread(get_dataset(args.data, split), args.n_eval), args.size,
-                                      resize_masks=False) for split in args.splits}
+    evaluation = {
+        split: CachedFrames(evenly_spread(get_dataset(args.data, split), args.n_eval), args.size, resize_masks=False)
+        for split in args.splits
+    }
 
     model = build_model(args.model, 2, preset=args.preset, width=args.width, batch_norm=True)
     model = model.to(memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True) if args.ema else None
-    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True, collate_fn=pad_collate,
-                        generator=torch.Generator().manual_seed(args.seed), num_workers=args.num_workers,
-                        persistent_workers=args.num_workers > 0)
+    loader = DataLoader(
+        train,
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=pad_collate,
+        generator=torch.Generator().manual_seed(args.seed),
+        num_workers=args.num_workers,
+        persistent_workers=args.num_workers > 0,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     if args.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr,
-                                                        total_steps=args.epochs * len(loader))
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=args.lr, total_steps=args.epochs * len(loader)
+        )
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * len(loader))
     criterion = loss_fn(args.loss)
@@ -156,10 +175,18 @@ def main(args) -> dict:
             results[f"{split}_raw_weights"] = score(model, frames, amp_dtype, args.tta)
         print(f"{split}: " + ", ".join(f"{k} {v:.4f}" for k, v in results[split].items()), flush=True)
     total_cpu = time.process_time() - cpu_started
-    result = {"settings": vars(args) | {"amp_dtype": str(amp_dtype)}, "epochs_done": len(history), "stop": stop,
-              "n_train": len(train), "train_cpu_s": train_cpu, "total_cpu_s": total_cpu,
-              "idle_minutes_estimate": total_cpu * args.idle_factor / 60, "wall_s": time.perf_counter() - wall_started,
-              "scores": results, "history": history}
+    result = {
+        "settings": vars(args) | {"amp_dtype": str(amp_dtype)},
+        "epochs_done": len(history),
+        "stop": stop,
+        "n_train": len(train),
+        "train_cpu_s": train_cpu,
+        "total_cpu_s": total_cpu,
+        "idle_minutes_estimate": total_cpu * args.idle_factor / 60,
+        "wall_s": time.perf_counter() - wall_started,
+        "scores": results,
+        "history": history,
+    }
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -191,9 +218,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     a("--epochs", type=int, default=12)
     a("--idle-minutes", type=float, default=None, help="stop before an epoch that would end past this budget")
     a("--loss", choices=["ce", "dice", "ce+dice"], default="ce")
-    a("--ema", type=float, default=0.0,
-      help="EMA decay per step (0: off); batch-norm statistics are averaged too, which scored far below the raw "
-           "weights in 10-epoch runs (book/results/quality_levers_proxy.csv): recompute them before trusting it")
+    a(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="EMA decay per step (0: off); batch-norm statistics are averaged too, which scored far below the raw "
+        "weights in 10-epoch runs (book/results/quality_levers_proxy.csv): recompute them before trusting it",
+    )
     a("--tta", choices=["none", "flips"], default="none")
     a("--compare-tta", action="store_true", help="also score without TTA")
     a("--compare-ema", action="store_true", help="also score the raw weights")

@@ -54,8 +54,9 @@ def training_step(model, optimizer, images, masks, amp_dtype):
     optimizer.step()
 
 
-def measure(preset: str, variant: str, *, batch: int, size: int, steps: int, width: float = 1.0,
-            batch_norm: bool = False) -> dict:
+def measure(
+    preset: str, variant: str, *, batch: int, size: int, steps: int, width: float = 1.0, batch_norm: bool = False
+) -> dict:
     """Images/s and GFLOP per step of training FCN-8s (``preset``, ``width``) in ``variant``."""
     amp_dtype, channels_last = VARIANTS[variant]
     torch.manual_seed(0)
@@ -76,16 +77,26 @@ def measure(preset: str, variant: str, *, batch: int, size: int, steps: int, wid
         times.append(time.perf_counter() - start)
     seconds = sum(times) / len(times)
     flops = counter.get_total_flops()
-    return {"preset": preset, "variant": variant, "images_per_s": batch / seconds, "step_s": seconds,
-            "gflop_per_step": flops / 1e9, "gflops": flops / seconds / 1e9}
+    return {
+        "preset": preset,
+        "variant": variant,
+        "images_per_s": batch / seconds,
+        "step_s": seconds,
+        "gflop_per_step": flops / 1e9,
+        "gflops": flops / seconds / 1e9,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["paper", "original", "compact"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--steps", type=int, default=1,
-                        help="timed steps per line (the first includes one-time set-up: use 2+ on an idle machine)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=1,
+        help="timed steps per line (the first includes one-time set-up: use 2+ on an idle machine)",
+    )
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--width", type=float, default=1.0, help="e.g. 0.25 with --batch-norm: the CPU recipe")
@@ -98,22 +109,36 @@ def main() -> None:
     peak32 = matmul_peak(torch.float32)
     peak16 = matmul_peak(torch.bfloat16) if bf16 else None
     print(f"matrix-multiply peak: fp32 {peak32:.1f} GFLOP/s" + (f", bf16 {peak16:.1f} GFLOP/s" if peak16 else ""))
-    print(f"FCN-8s (width {args.width:g}{', batch norm' if args.batch_norm else ''}) training, batch {args.batch}, "
-          f"{args.size}x{args.size}, mean of {args.steps} step(s)")
-    header = (f"{'preset':8} {'variant':19} {'img/s':>7} {'s/step':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} "
-              f"{'%fp32 pk':>8} {'%bf16 pk':>8} {'x fp32':>7}")
+    print(
+        f"FCN-8s (width {args.width:g}{', batch norm' if args.batch_norm else ''}) training, batch {args.batch}, "
+        f"{args.size}x{args.size}, mean of {args.steps} step(s)"
+    )
+    header = (
+        f"{'preset':8} {'variant':19} {'img/s':>7} {'s/step':>7} {'GFLOP/step':>10} {'GFLOP/s':>8} "
+        f"{'%fp32 pk':>8} {'%bf16 pk':>8} {'x fp32':>7}"
+    )
     print(header)
     results = {}
     for preset in args.presets:
         for variant in variants:
-            r = measure(preset, variant, batch=args.batch, size=args.size, steps=args.steps, width=args.width,
-                        batch_norm=args.batch_norm)
+            r = measure(
+                preset,
+                variant,
+                batch=args.batch,
+                size=args.size,
+                steps=args.steps,
+                width=args.width,
+                batch_norm=args.batch_norm,
+            )
             results[preset, variant] = r
             base = results.get((preset, "fp32"))
             speedup = r["images_per_s"] / base["images_per_s"] if base else float("nan")
             of16 = f"{100 * r['gflops'] / peak16:7.1f}%" if peak16 and VARIANTS[variant][0] else f"{'-':>8}"
-            print(f"{preset:8} {variant:19} {r['images_per_s']:7.2f} {r['step_s']:7.2f} {r['gflop_per_step']:10.1f} "
-                  f"{r['gflops']:8.1f} {100 * r['gflops'] / peak32:7.1f}% {of16} {speedup:7.2f}", flush=True)
+            print(
+                f"{preset:8} {variant:19} {r['images_per_s']:7.2f} {r['step_s']:7.2f} {r['gflop_per_step']:10.1f} "
+                f"{r['gflops']:8.1f} {100 * r['gflops'] / peak32:7.1f}% {of16} {speedup:7.2f}",
+                flush=True,
+            )
     if ("paper", "fp32") in results:
         print("throughput relative to paper fp32:")
         base = results["paper", "fp32"]["images_per_s"]

@@ -39,10 +39,41 @@ from fcn_tutorial.precision import precision_plan
 
 # The README's CPU quality recipe (its epochs cut to --epochs, no final test scoring).
 RECIPE = [
-    "--data", "kvasir-seg", "--model", "fcn8s", "--preset", "compact", "--width", "0.25", "--batch-norm",
-    "--resize", "256", "--crop-size", "224", "--hflip", "0.5", "--vflip", "0.5", "--scale", "0.8", "1.2",
-    "--cache", "--batch-size", "8", "--optimizer", "adam", "--lr", "1e-3", "--schedule", "cosine",
-    "--patience", "0", "--seed", "0", "--no-test", "--no-progress",
+    "--data",
+    "kvasir-seg",
+    "--model",
+    "fcn8s",
+    "--preset",
+    "compact",
+    "--width",
+    "0.25",
+    "--batch-norm",
+    "--resize",
+    "256",
+    "--crop-size",
+    "224",
+    "--hflip",
+    "0.5",
+    "--vflip",
+    "0.5",
+    "--scale",
+    "0.8",
+    "1.2",
+    "--cache",
+    "--batch-size",
+    "8",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "1e-3",
+    "--schedule",
+    "cosine",
+    "--patience",
+    "0",
+    "--seed",
+    "0",
+    "--no-test",
+    "--no-progress",
 ]
 
 
@@ -75,7 +106,11 @@ def timed_run(config) -> tuple[list[dict], int]:
     marks: list[dict] = []
     loader_box: list[TimedBatches] = []
     real_train, real_evaluate, real_score, real_make = (
-        engine.train_one_epoch, run.evaluate, run._score_best_epoch, loaders.make_train_loader)
+        engine.train_one_epoch,
+        run.evaluate,
+        run._score_best_epoch,
+        loaders.make_train_loader,
+    )
 
     def make_train_loader(*args, **kwargs):
         loader_box.append(TimedBatches(real_make(*args, **kwargs)))
@@ -108,8 +143,15 @@ def timed_run(config) -> tuple[list[dict], int]:
     for mark, following in zip(marks, marks[1:]):
         loop = following["start"] - mark["start"]
         train = mark["train_end"] - mark["start"]
-        epochs.append({"loop_s": loop, "waiting_s": mark["waited"], "compute_s": train - mark["waited"],
-                       "validation_s": mark["validation"], "rest_s": loop - train - mark["validation"]})
+        epochs.append(
+            {
+                "loop_s": loop,
+                "waiting_s": mark["waited"],
+                "compute_s": train - mark["waited"],
+                "validation_s": mark["validation"],
+                "rest_s": loop - train - mark["validation"],
+            }
+        )
     return epochs, len(loader_box[-1].dataset)
 
 
@@ -167,9 +209,25 @@ def main(argv: list[str] | None = None) -> dict:
     loop_s = statistics.median(e["loop_s"] for e in steady)
     loop = n_train / loop_s
     result = {
-        "config": {k: getattr(config, k) for k in ("model", "preset", "width", "batch_norm", "resize", "crop_size",
-                                                    "batch_size", "eval_batch_size", "num_workers", "amp",
-                                                    "channels_last", "cache", "loss", "ema")},
+        "config": {
+            k: getattr(config, k)
+            for k in (
+                "model",
+                "preset",
+                "width",
+                "batch_norm",
+                "resize",
+                "crop_size",
+                "batch_size",
+                "eval_batch_size",
+                "num_workers",
+                "amp",
+                "channels_last",
+                "cache",
+                "loss",
+                "ema",
+            )
+        },
         "threads": torch.get_num_threads(),
         "training_frames": n_train,
         "bare_step_images_per_s": bare,
@@ -178,17 +236,27 @@ def main(argv: list[str] | None = None) -> dict:
         "loop_efficiency": loop / bare,
         "epochs": epochs,
     }
-    print(f"{config.model} {config.preset} width {config.width:g}, batch {config.batch_size}, amp {config.amp}, "
-          f"channels-last {config.use_channels_last}, workers {config.num_workers}, "
-          f"eval batch {config.eval_batch_size}; "
-          f"{n_train} training frames, {torch.get_num_threads()} threads")
-    print(f"bare step: {bare:.2f} img/s (median step {step_s:.3f} s; before {statistics.median(before):.3f} s, "
-          f"after {statistics.median(after):.3f} s)")
+    print(
+        f"{config.model} {config.preset} width {config.width:g}, batch {config.batch_size}, amp {config.amp}, "
+        f"channels-last {config.use_channels_last}, workers {config.num_workers}, "
+        f"eval batch {config.eval_batch_size}; "
+        f"{n_train} training frames, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"bare step: {bare:.2f} img/s (median step {step_s:.3f} s; before {statistics.median(before):.3f} s, "
+        f"after {statistics.median(after):.3f} s)"
+    )
     print(f"whole loop: {loop:.2f} img/s (median epoch {loop_s:.1f} s over epochs 2..{len(epochs)})")
     print(f"loop efficiency: {loop / bare:.2f}x the bare step")
-    print("per epoch (s): " + " | ".join(
-        f"{e['loop_s']:.1f} = wait {e['waiting_s']:.1f} + compute {e['compute_s']:.1f} + val {e['validation_s']:.1f}"
-        f" + rest {e['rest_s']:.1f}" for e in epochs))
+    print(
+        "per epoch (s): "
+        + " | ".join(
+            f"{e['loop_s']:.1f} = wait {e['waiting_s']:.1f} + compute {e['compute_s']:.1f} "
+            f"+ val {e['validation_s']:.1f}"
+            f" + rest {e['rest_s']:.1f}"
+            for e in epochs
+        )
+    )
     if args.profile:
         print(profile_bare_step(config, args.profile))
     if args.json:

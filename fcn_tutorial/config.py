@@ -395,8 +395,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             action = "store_false" if flag.startswith("--no-") else "store_true"
             if flag.startswith("--no-") and spec.default is not False:  # the positive switch too (--channels-last)
-                parser.add_argument("--" + flag[5:], dest=spec.name, action="store_true", default=None,
-                                    help=argparse.SUPPRESS)
+                parser.add_argument(
+                    "--" + flag[5:], dest=spec.name, action="store_true", default=None, help=argparse.SUPPRESS
+                )
             parser.add_argument(flag, dest=spec.name, action=action, default=None, help=meta["help"])
             continue
         help_text = meta["help"]

@@ -64,8 +64,11 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "auto") -> t
         raise ValueError(
             f"checkpoint {checkpoint} does not fit a {config.model} ({config.preset}): {first_line}"
         ) from None
-    diverged = [name for name, tensor in model.state_dict().items() if tensor.is_floating_point()
-                and not torch.isfinite(tensor).all()]
+    diverged = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
     if diverged:
         raise ValueError(
             f"checkpoint {checkpoint} holds NaN or infinite weights ({diverged[0]}, ...): its run diverged; "

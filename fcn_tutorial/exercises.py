@@ -104,8 +104,10 @@ def _as_int(value: Any, what: str) -> int:
         value = value.item()
     if isinstance(value, float):
         if not value.is_integer():
-            raise _Mistake(f"{what} returned {value}, which is not a whole number of pixels; "
-                           "use integer division `//`, which rounds down as PyTorch does.")
+            raise _Mistake(
+                f"{what} returned {value}, which is not a whole number of pixels; "
+                "use integer division `//`, which rounds down as PyTorch does."
+            )
         raise _Mistake(f"{what} returned the float {value}; return an int (use `//` instead of `/`).")
     if not isinstance(value, int):
         raise _Mistake(f"{what} should return an int, got {type(value).__name__}")
@@ -115,8 +117,15 @@ def _as_int(value: Any, what: str) -> int:
 # --- feature-map sizes --------------------------------------------------------------------------------
 
 _CONV_CASES = [  # (size, kernel, stride, padding)
-    (224, 3, 1, 1), (224, 2, 2, 0), (7, 7, 1, 0), (530, 3, 1, 1), (265, 2, 2, 0), (33, 3, 2, 1),
-    (15, 4, 3, 0), (100, 5, 2, 2), (9, 3, 2, 0),
+    (224, 3, 1, 1),
+    (224, 2, 2, 0),
+    (7, 7, 1, 0),
+    (530, 3, 1, 1),
+    (265, 2, 2, 0),
+    (33, 3, 2, 1),
+    (15, 4, 3, 0),
+    (100, 5, 2, 2),
+    (9, 3, 2, 0),
 ]
 
 
@@ -149,7 +158,13 @@ def check_conv_output_size(fn: Callable[..., int], *, raise_on_failure: bool = T
 
 
 _UPSAMPLE_CASES = [  # (size, kernel, stride, padding)
-    (7, 64, 32, 0), (14, 4, 2, 0), (16, 4, 2, 1), (1, 16, 8, 0), (10, 3, 2, 1), (5, 2, 2, 0), (12, 32, 16, 8),
+    (7, 64, 32, 0),
+    (14, 4, 2, 0),
+    (16, 4, 2, 1),
+    (1, 16, 8, 0),
+    (10, 3, 2, 1),
+    (5, 2, 2, 0),
+    (12, 32, 16, 8),
 ]
 
 
@@ -159,18 +174,21 @@ def check_upsampled_size(fn: Callable[..., int], *, raise_on_failure: bool = Tru
     def run() -> str:
         for size, kernel, stride, padding in _UPSAMPLE_CASES:
             want = (size - 1) * stride - 2 * padding + kernel
-            got = _as_int(fn(size, kernel, stride, padding),
-                          f"upsampled_size({size}, {kernel}, {stride}, {padding})")
+            got = _as_int(fn(size, kernel, stride, padding), f"upsampled_size({size}, {kernel}, {stride}, {padding})")
             if got == want:
                 continue
             call = f"upsampled_size({size}, kernel={kernel}, stride={stride}, padding={padding})"
             where = f"{call} gave {got}, expected {want}"
             if got == (size + 2 * padding - kernel) // stride + 1:
-                raise _Mistake(f"{where}. That is the convolution's formula; a transposed convolution runs "
-                               "it backwards: (size - 1) * stride - 2 * padding + kernel.")
+                raise _Mistake(
+                    f"{where}. That is the convolution's formula; a transposed convolution runs "
+                    "it backwards: (size - 1) * stride - 2 * padding + kernel."
+                )
             if got == size * stride:
-                raise _Mistake(f"{where}. Not exactly size * stride: the last kernel placement sticks out "
-                               "by kernel - stride pixels (before padding is cropped).")
+                raise _Mistake(
+                    f"{where}. Not exactly size * stride: the last kernel placement sticks out "
+                    "by kernel - stride pixels (before padding is cropped)."
+                )
             if got == (size - 1) * stride + kernel:
                 raise _Mistake(f"{where}. Padding *removes* 2 * padding pixels from a transposed convolution's output.")
             if got == size * stride - 2 * padding + kernel:
@@ -196,21 +214,29 @@ def check_exact_upsampling(fn: Callable[[int], Any], *, raise_on_failure: bool =
             kernel, stride, padding = (_as_int(value, f"exact_upsampling({factor})") for value in got)
             call = f"exact_upsampling({factor}) = ({kernel}, {stride}, {padding})"
             if stride != factor:
-                raise _Mistake(f"{call}: the stride sets the enlargement (each input pixel moves the kernel "
-                               f"`stride` output pixels on), so the stride must be the factor, {factor}.")
+                raise _Mistake(
+                    f"{call}: the stride sets the enlargement (each input pixel moves the kernel "
+                    f"`stride` output pixels on), so the stride must be the factor, {factor}."
+                )
             for size in [1, 7, 10, 13]:
                 out = (size - 1) * stride - 2 * padding + kernel
                 if out != size * factor:
-                    raise _Mistake(f"{call}: a side of {size} becomes {out}, not {size * factor}. The output side is "
-                                   "(in - 1) * stride - 2 * padding + kernel; for it to be in * factor for every "
-                                   "input, kernel - stride must equal 2 * padding.")
+                    raise _Mistake(
+                        f"{call}: a side of {size} becomes {out}, not {size * factor}. The output side is "
+                        "(in - 1) * stride - 2 * padding + kernel; for it to be in * factor for every "
+                        "input, kernel - stride must equal 2 * padding."
+                    )
             if kernel == stride:
-                raise _Mistake(f"{call}: the size is exact, but with kernel = stride the kernel copies do not "
-                               "overlap, so nothing is blended: bilinear upsampling needs about 2 * factor.")
+                raise _Mistake(
+                    f"{call}: the size is exact, but with kernel = stride the kernel copies do not "
+                    "overlap, so nothing is blended: bilinear upsampling needs about 2 * factor."
+                )
             if kernel != 2 * factor - factor % 2:
-                raise _Mistake(f"{call}: the size is exact, but a bilinear kernel spans about 2 * factor pixels "
-                               "(one factor on each side of its centre). Take the largest such kernel that leaves "
-                               "kernel - stride even.")
+                raise _Mistake(
+                    f"{call}: the size is exact, but a bilinear kernel spans about 2 * factor pixels "
+                    "(one factor on each side of its centre). Take the largest such kernel that leaves "
+                    "kernel - stride even."
+                )
         layer = torch.nn.ConvTranspose2d(1, 1, *fn(8), bias=False)
         shape = tuple(layer(torch.zeros(1, 1, 9, 14)).shape[-2:])
         if shape != (72, 112):
@@ -221,6 +247,7 @@ def check_exact_upsampling(fn: Callable[[int], Any], *, raise_on_failure: bool =
 
 
 # --- metrics ------------------------------------------------------------------------------------------
+
 
 def _jaccard_cases() -> list[torch.Tensor]:
     return [
@@ -246,14 +273,20 @@ def check_jaccard_from_confusion(fn: Callable[[torch.Tensor], Any], *, raise_on_
                 continue
             present = ~want.isnan()
             if _close(got[present], want[present]):
-                raise _Mistake(f"{where}. A class that is neither in the truth nor in the prediction has no "
-                               "union (0 / 0): return nan for it, not a number, so it does not count as 0 or 1.")
+                raise _Mistake(
+                    f"{where}. A class that is neither in the truth nor in the prediction has no "
+                    "union (0 / 0): return nan for it, not a number, so it does not count as 0 or 1."
+                )
             if _close(got, tp / predicted) or _close(got, tp / predicted.clamp(min=1)):
-                raise _Mistake(f"{where}. You left out the false negatives (the rest of each class's row): "
-                               "the union is TP + FP + FN.")
+                raise _Mistake(
+                    f"{where}. You left out the false negatives (the rest of each class's row): "
+                    "the union is TP + FP + FN."
+                )
             if _close(got, tp / actual) or _close(got, tp / actual.clamp(min=1)):
-                raise _Mistake(f"{where}. You left out the false positives (the rest of each class's column): "
-                               "the union is TP + FP + FN.")
+                raise _Mistake(
+                    f"{where}. You left out the false positives (the rest of each class's column): "
+                    "the union is TP + FP + FN."
+                )
             if _close(got, tp / table.sum()):
                 raise _Mistake(f"{where}. Divide by the union of the class (TP + FP + FN), not by all pixels.")
             if _close(got, tp / (predicted + actual)):
@@ -262,8 +295,9 @@ def check_jaccard_from_confusion(fn: Callable[[torch.Tensor], Any], *, raise_on_
                 raise _Mistake(f"{where}. That is the Dice score; the Jaccard index is TP / (TP + FP + FN).")
             if _close(got, torch.div(tp, predicted + actual - tp, rounding_mode="floor")):
                 raise _Mistake(f"{where}. Integer division rounds to 0: convert the counts to float first.")
-            raise _Mistake(f"{where}. Per class c: TP = confusion[c, c], FP = column c without TP, "
-                           "FN = row c without TP.")
+            raise _Mistake(
+                f"{where}. Per class c: TP = confusion[c, c], FP = column c without TP, FN = row c without TP."
+            )
         return "per-class Jaccard matches, including nan for an absent class."
 
     return _report("jaccard_from_confusion", run, raise_on_failure)
@@ -293,25 +327,35 @@ def check_confusion_matrix(fn: Callable[..., Any], *, raise_on_failure: bool = T
             except RuntimeError as error:
                 if "shape" not in str(error):
                     raise
-                raise _Mistake(f"the reshape to {n_classes} x {n_classes} failed ({error}). torch.bincount returns "
-                               "max(index) + 1 counts: leave out the void pixels (a target of 255 makes the index "
-                               "huge), and pass minlength=n_classes**2 for classes that never occur.") from None
-            where = f"for {n_classes} classes and {tuple(truth.shape)} label maps you returned {_fmt(got)}, " \
-                    f"expected {_fmt(want)}"
+                raise _Mistake(
+                    f"the reshape to {n_classes} x {n_classes} failed ({error}). torch.bincount returns "
+                    "max(index) + 1 counts: leave out the void pixels (a target of 255 makes the index "
+                    "huge), and pass minlength=n_classes**2 for classes that never occur."
+                ) from None
+            where = (
+                f"for {n_classes} classes and {tuple(truth.shape)} label maps you returned {_fmt(got)}, "
+                f"expected {_fmt(want)}"
+            )
             if got.shape != want.shape:
-                hint = ("void pixels (target == 255) ended up in the table: keep only target != ignore_index."
-                        if got.numel() > want.numel() else
-                        f"return a {n_classes} x {n_classes} table even when a class never occurs "
-                        "(torch.bincount's minlength, then reshape).")
+                hint = (
+                    "void pixels (target == 255) ended up in the table: keep only target != ignore_index."
+                    if got.numel() > want.numel()
+                    else f"return a {n_classes} x {n_classes} table even when a class never occurs "
+                    "(torch.bincount's minlength, then reshape)."
+                )
                 raise _Mistake(f"{where}. Shape {tuple(got.shape)} instead of {tuple(want.shape)}: {hint}")
             if _close(got, want):
                 continue
             if _close(got, want.T):
-                raise _Mistake(f"{where}. Rows are the truth and columns the prediction: combine the labels as "
-                               "n_classes * target + prediction.")
+                raise _Mistake(
+                    f"{where}. Rows are the truth and columns the prediction: combine the labels as "
+                    "n_classes * target + prediction."
+                )
             if got.sum() > want.sum():
-                raise _Mistake(f"{where}. The table counts {int(got.sum())} pixels but only {int(want.sum())} are "
-                               "not void: leave out the pixels where target == ignore_index.")
+                raise _Mistake(
+                    f"{where}. The table counts {int(got.sum())} pixels but only {int(want.sum())} are "
+                    "not void: leave out the pixels where target == ignore_index."
+                )
             raise _Mistake(f"{where}. Entry [t, p] counts the non-void pixels with target t and prediction p.")
         return "the counts match, void pixels are left out, and absent classes keep their row and column."
 
@@ -339,8 +383,10 @@ def check_pixel_accuracy(fn: Callable[..., Any], *, raise_on_failure: bool = Tru
                 continue
             where = f"you returned {got:.4f}, expected {want:.4f}"
             if abs(got - (pred == truth).double().mean().item()) < 1e-6:
-                raise _Mistake(f"{where}. Void pixels (target == ignore_index) must not count: leave them out "
-                               "of the denominator too, i.e. divide by the number of non-void pixels.")
+                raise _Mistake(
+                    f"{where}. Void pixels (target == ignore_index) must not count: leave them out "
+                    "of the denominator too, i.e. divide by the number of non-void pixels."
+                )
             if abs(got - ((pred == truth) | ~counted).double().mean().item()) < 1e-6:
                 raise _Mistake(f"{where}. Void pixels were counted as correct; leave them out altogether.")
             if abs(got - 100 * want) < 1e-4:
@@ -353,6 +399,7 @@ def check_pixel_accuracy(fn: Callable[..., Any], *, raise_on_failure: bool = Tru
 
 # --- data -------------------------------------------------------------------------------------------
 
+
 def check_polyp_fraction(fn: Callable[[torch.Tensor], Any], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(mask) -> float``: the share of polyp pixels (class 1) among the non-void pixels."""
 
@@ -361,8 +408,12 @@ def check_polyp_fraction(fn: Callable[[torch.Tensor], Any], *, raise_on_failure:
         mask[2:6, 2:7] = 1  # 20 polyp pixels
         mask[8:] = VOID  # 20 void pixels: 80 counted
         no_polyp = torch.zeros(6, 6, dtype=torch.int64)
-        cases = [(mask, 20 / 80), (no_polyp, 0.0), (torch.ones(3, 4, dtype=torch.int64), 1.0),
-                 (torch.full((4, 4), VOID, dtype=torch.int64), float("nan"))]
+        cases = [
+            (mask, 20 / 80),
+            (no_polyp, 0.0),
+            (torch.ones(3, 4, dtype=torch.int64), 1.0),
+            (torch.full((4, 4), VOID, dtype=torch.int64), float("nan")),
+        ]
         for case, want in cases:
             got = _as_tensor(fn(case.clone()), "polyp_fraction")
             if got.numel() != 1:
@@ -370,16 +421,24 @@ def check_polyp_fraction(fn: Callable[[torch.Tensor], Any], *, raise_on_failure:
             got = got.item()
             if (math.isnan(want) and math.isnan(got)) or abs(got - want) < 1e-6:
                 continue
-            what = "an all-void mask" if math.isnan(want) else f"a mask with {int((case == 1).sum())} polyp, " \
+            what = (
+                "an all-void mask"
+                if math.isnan(want)
+                else f"a mask with {int((case == 1).sum())} polyp, "
                 f"{int((case == VOID).sum())} void and {int((case == 0).sum())} background pixels"
+            )
             where = f"for {what} you returned {got:.4f}, expected {want:.4f}"
             if math.isnan(want):
-                raise _Mistake(f"{where}. With no pixel left to count, the share is undefined: return nan, "
-                               "not 0, so that it is not mistaken for a frame without polyp.")
+                raise _Mistake(
+                    f"{where}. With no pixel left to count, the share is undefined: return nan, "
+                    "not 0, so that it is not mistaken for a frame without polyp."
+                )
             if abs(got - (case == 1).double().mean().item()) < 1e-6:
                 raise _Mistake(f"{where}. Leave the void pixels out of the denominator: divide by mask != 255.")
-            if abs(got - ((case >= 1).double().mean().item())) < 1e-6 or abs(
-                    got - (case >= 1).double().sum().item() / (case != VOID).sum().item()) < 1e-6:
+            if (
+                abs(got - ((case >= 1).double().mean().item())) < 1e-6
+                or abs(got - (case >= 1).double().sum().item() / (case != VOID).sum().item()) < 1e-6
+            ):
                 raise _Mistake(f"{where}. Void (255) is not a polyp: test mask == 1, not mask > 0.")
             if abs(got - 100 * want) < 1e-4:
                 raise _Mistake(f"{where}. Return a share between 0 and 1, not a percentage.")
@@ -417,46 +476,61 @@ def check_random_crop(fn: Callable[..., Any], *, raise_on_failure: bool = True) 
         for seed in range(300):
             image_crop, mask_crop = crop(image, mask, size, seed)
             if tuple(image_crop.shape) != (3, size, size) or tuple(mask_crop.shape) != (size, size):
-                raise _Mistake(f"a {size} x {size} crop of a 3 x {height} x {width} image gave shapes "
-                               f"{tuple(image_crop.shape)} and {tuple(mask_crop.shape)}; expected (3, {size}, {size}) "
-                               f"and ({size}, {size}).")
+                raise _Mistake(
+                    f"a {size} x {size} crop of a 3 x {height} x {width} image gave shapes "
+                    f"{tuple(image_crop.shape)} and {tuple(mask_crop.shape)}; expected (3, {size}, {size}) "
+                    f"and ({size}, {size})."
+                )
             top, left = window(image_crop)
-            if not torch.equal(image_crop, image[:, top:top + size, left:left + size]):
-                raise _Mistake("the image crop is not one contiguous window of the image; slice "
-                               "image[:, top:top + size, left:left + size].")
-            if not torch.equal(mask_crop, mask[top:top + size, left:left + size]):
-                raise _Mistake(f"the mask was cut at a different place than the image (the image window starts at "
-                               f"({top}, {left})): draw top and left once and use them for both.")
+            if not torch.equal(image_crop, image[:, top : top + size, left : left + size]):
+                raise _Mistake(
+                    "the image crop is not one contiguous window of the image; slice "
+                    "image[:, top:top + size, left:left + size]."
+                )
+            if not torch.equal(mask_crop, mask[top : top + size, left : left + size]):
+                raise _Mistake(
+                    f"the mask was cut at a different place than the image (the image window starts at "
+                    f"({top}, {left})): draw top and left once and use them for both."
+                )
             seen.add((top, left))
         tops, lefts = {top for top, _ in seen}, {left for _, left in seen}
         if max(tops) < height - size or max(lefts) < width - size:
-            raise _Mistake(f"over 300 crops the window never started at the last position (top {height - size} or "
-                           f"left {width - size}): torch.randint's upper bound is exclusive, so draw from "
-                           "range(H - size + 1).")
+            raise _Mistake(
+                f"over 300 crops the window never started at the last position (top {height - size} or "
+                f"left {width - size}): torch.randint's upper bound is exclusive, so draw from "
+                "range(H - size + 1)."
+            )
         if len(seen) < 5:
             raise _Mistake(f"only {len(seen)} different windows in 300 crops; the position should be random.")
         first = crop(image, mask, size, 7)
         if not all(torch.equal(a, b) for a, b in zip(first, crop(image, mask, size, 7))):
-            raise _Mistake("two calls with identically seeded generators gave different crops: draw the position "
-                           "with torch.randint(..., generator=generator).")
+            raise _Mistake(
+                "two calls with identically seeded generators gave different crops: draw the position "
+                "with torch.randint(..., generator=generator)."
+            )
         small_image, small_mask = position_frame(5, 6)
         image_crop, mask_crop = crop(small_image, small_mask, size, 0)
         if tuple(mask_crop.shape) != (size, size) or tuple(image_crop.shape) != (3, size, size):
-            raise _Mistake(f"a 5 x 6 frame cropped to {size} x {size} gave shapes {tuple(image_crop.shape)} and "
-                           f"{tuple(mask_crop.shape)}: pad the frame first when it is smaller than the window.")
+            raise _Mistake(
+                f"a 5 x 6 frame cropped to {size} x {size} gave shapes {tuple(image_crop.shape)} and "
+                f"{tuple(mask_crop.shape)}: pad the frame first when it is smaller than the window."
+            )
         if not (torch.equal(image_crop[:, :5, :6], small_image) and torch.equal(mask_crop[:5, :6], small_mask)):
             raise _Mistake("a frame smaller than the window must keep its top-left place: pad at the bottom and right.")
         if (image_crop[:, 5:] != 0).any() or (image_crop[:, :, 6:] != 0).any():
             raise _Mistake("pad the image with 0 (black).")
         if (mask_crop[5:] != VOID).any() or (mask_crop[:, 6:] != VOID).any():
-            raise _Mistake("pad the mask with VOID (255), not with a class: the padding is not background, and "
-                           "the loss must ignore it.")
+            raise _Mistake(
+                "pad the mask with VOID (255), not with a class: the padding is not background, and "
+                "the loss must ignore it."
+            )
         return f"image and mask share the window, all {len(seen)} positions occur, small frames are padded."
 
     return _report("random_crop", run, raise_on_failure)
 
 
 # --- upsampling ---------------------------------------------------------------------------------------
+
 
 def _off_centre_kernel(in_channels: int, out_channels: int, kernel_size: int) -> torch.Tensor:
     """A typical mistake, to recognise it: the tent of ``fcn_tutorial.models.bilinear_kernel`` centred at
@@ -481,26 +555,39 @@ def check_bilinear_kernel(fn: Callable[[int, int, int], Any], *, raise_on_failur
             got = _as_tensor(fn(in_channels, out_channels, kernel_size), "bilinear_kernel")
             call = f"bilinear_kernel({in_channels}, {out_channels}, {kernel_size})"
             if got.shape != want.shape:
-                hint = " (a 2D kernel alone is not enough: the transposed convolution needs one per channel pair)" \
-                    if got.dim() == 2 else ""
-                raise _Mistake(f"{call} has shape {tuple(got.shape)}, expected {tuple(want.shape)}: "
-                               f"in_channels x out_channels x kernel_size x kernel_size{hint}.")
+                hint = (
+                    " (a 2D kernel alone is not enough: the transposed convolution needs one per channel pair)"
+                    if got.dim() == 2
+                    else ""
+                )
+                raise _Mistake(
+                    f"{call} has shape {tuple(got.shape)}, expected {tuple(want.shape)}: "
+                    f"in_channels x out_channels x kernel_size x kernel_size{hint}."
+                )
             if _close(got, want):
                 continue
             eye = torch.eye(in_channels, out_channels, dtype=torch.bool)
             if in_channels > 1 and got[~eye].abs().max() > 0:
                 if _close(got[eye], want[eye]):
-                    raise _Mistake(f"{call}: the kernel is also set between different channels. Channel c must be "
-                                   "upsampled from channel c only: weight[c, c] is the bilinear kernel, the rest is 0.")
+                    raise _Mistake(
+                        f"{call}: the kernel is also set between different channels. Channel c must be "
+                        "upsampled from channel c only: weight[c, c] is the bilinear kernel, the rest is 0."
+                    )
                 raise _Mistake(f"{call}: weight[i, j] must be 0 for i != j (each channel is upsampled on its own).")
             if kernel_size % 2 == 0 and _close(got, _off_centre_kernel(in_channels, out_channels, kernel_size)):
-                raise _Mistake(f"{call}: for an even kernel size the centre lies between two pixels, at "
-                               "factor - 0.5 (factor = (k + 1) // 2), not at factor - 1.")
+                raise _Mistake(
+                    f"{call}: for an even kernel size the centre lies between two pixels, at "
+                    "factor - 0.5 (factor = (k + 1) // 2), not at factor - 1."
+                )
             if _close(got / got.max(), want / want.max()):
-                raise _Mistake(f"{call}: the shape of the kernel is right but its scale is not: "
-                               "use 1 - |i - centre| / factor in each direction, with no normalisation.")
-            raise _Mistake(f"{call}: weight[c, c, i, j] = (1 - |i - centre| / factor) * (1 - |j - centre| / factor), "
-                           "with factor = (k + 1) // 2 and centre = factor - 1 (odd k) or factor - 0.5 (even k).")
+                raise _Mistake(
+                    f"{call}: the shape of the kernel is right but its scale is not: "
+                    "use 1 - |i - centre| / factor in each direction, with no normalisation."
+                )
+            raise _Mistake(
+                f"{call}: weight[c, c, i, j] = (1 - |i - centre| / factor) * (1 - |j - centre| / factor), "
+                "with factor = (k + 1) // 2 and centre = factor - 1 (odd k) or factor - 0.5 (even k)."
+            )
         return "the kernels match for odd and even sizes and several channel counts."
 
     return _report("bilinear_kernel", run, raise_on_failure)
@@ -522,15 +609,18 @@ def check_crop_offsets(fn: Callable[[int, int], Any], *, raise_on_failure: bool 
                 raise _Mistake("crop_offsets returned None; did you forget the `return`?")
             if _same_offsets(got, want):
                 continue
-            raise _Mistake(f"for a {height} x {width} input you returned {got!r}, expected {want!r}. Follow the "
-                           "sizes through the network (conv1_1 pads 100, pools round down), then centre-crop: "
-                           "offset = (larger - smaller) // 2 at each skip and at the end.")
+            raise _Mistake(
+                f"for a {height} x {width} input you returned {got!r}, expected {want!r}. Follow the "
+                "sizes through the network (conv1_1 pads 100, pools round down), then centre-crop: "
+                "offset = (larger - smaller) // 2 at each skip and at the end."
+            )
         return f"offsets match for {len(sizes)} input sizes."
 
     return _report("crop_offsets", run, raise_on_failure)
 
 
 # --- training -----------------------------------------------------------------------------------------
+
 
 def _tiny_batch() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
@@ -544,8 +634,14 @@ def _tiny_batch() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     return model, images, masks
 
 
-def _reference_step(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, lr: float, *,
-                    stale_grad: list[torch.Tensor] | None = None) -> float:
+def _reference_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    lr: float,
+    *,
+    stale_grad: list[torch.Tensor] | None = None,
+) -> float:
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     for parameter, stale in zip(model.parameters(), stale_grad or []):
         parameter.grad = stale.clone()
@@ -575,8 +671,10 @@ def check_training_step(fn: Callable[..., Any], *, raise_on_failure: bool = True
             loss = fn(student, optimizer, images.clone(), masks.clone())
         except (IndexError, RuntimeError) as error:
             if "out of bounds" in str(error):
-                raise _Mistake(f"the loss failed on void pixels ({error}): pass ignore_index=255 to "
-                               "F.cross_entropy so that pixels labelled 255 are skipped.") from None
+                raise _Mistake(
+                    f"the loss failed on void pixels ({error}): pass ignore_index=255 to "
+                    "F.cross_entropy so that pixels labelled 255 are skipped."
+                ) from None
             raise
         loss = _as_tensor(loss.detach() if isinstance(loss, torch.Tensor) else loss, "training_step")
         if loss.numel() != 1:
@@ -587,30 +685,40 @@ def check_training_step(fn: Callable[..., Any], *, raise_on_failure: bool = True
         if all(torch.equal(a, b) for a, b in zip(after, before)):
             raise _Mistake("the weights did not change: call loss.backward() and then optimizer.step().")
         if abs(loss.item() - want_loss) > 1e-5:
-            raise _Mistake(f"the loss was {loss.item():.5f}, expected {want_loss:.5f} for "
-                           "F.cross_entropy(model(images), masks, ignore_index=255). Return the loss computed "
-                           "before the step, averaged over the non-void pixels.")
+            raise _Mistake(
+                f"the loss was {loss.item():.5f}, expected {want_loss:.5f} for "
+                "F.cross_entropy(model(images), masks, ignore_index=255). Return the loss computed "
+                "before the step, averaged over the non-void pixels."
+            )
         if _params_close(after, correct.parameters()):
             # The step is right; does the loss go down over a few steps too?
-            losses = [loss.item()] + [_as_tensor(fn(student, optimizer, images, masks), "training_step").item()
-                                      for _ in range(5)]
+            losses = [loss.item()] + [
+                _as_tensor(fn(student, optimizer, images, masks), "training_step").item() for _ in range(5)
+            ]
             if not losses[-1] < losses[0]:
                 raise _Mistake(f"the loss did not decrease over six steps ({losses[0]:.4f} -> {losses[-1]:.4f}).")
-            return (f"one step matches SGD on the cross-entropy without void, and the loss falls "
-                    f"{losses[0]:.3f} -> {losses[-1]:.3f}.")
+            return (
+                f"one step matches SGD on the cross-entropy without void, and the loss falls "
+                f"{losses[0]:.3f} -> {losses[-1]:.3f}."
+            )
         accumulated = copy.deepcopy(model)
         _reference_step(accumulated, images, masks, lr, stale_grad=stale)
         if _params_close(after, accumulated.parameters()):
-            raise _Mistake("the step used gradients left over from an earlier step: call optimizer.zero_grad() "
-                           "before loss.backward(), or the gradients add up from step to step.")
-        raise _Mistake("the weights changed, but not as one SGD step on F.cross_entropy(model(images), masks, "
-                       "ignore_index=255) would change them: zero the gradients, compute that loss, "
-                       "call backward(), then optimizer.step().")
+            raise _Mistake(
+                "the step used gradients left over from an earlier step: call optimizer.zero_grad() "
+                "before loss.backward(), or the gradients add up from step to step."
+            )
+        raise _Mistake(
+            "the weights changed, but not as one SGD step on F.cross_entropy(model(images), masks, "
+            "ignore_index=255) would change them: zero the gradients, compute that loss, "
+            "call backward(), then optimizer.step()."
+        )
 
     return _report("training_step", run, raise_on_failure)
 
 
 # --- helpers ------------------------------------------------------------------------------------------
+
 
 def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
     return got.shape == want.shape and torch.allclose(got.double(), want.double(), atol=1e-6, equal_nan=True)
@@ -629,8 +737,11 @@ def _same_offsets(got: Any, want: Any) -> bool:
     if isinstance(want, dict):
         return isinstance(got, dict) and set(got) == set(want) and all(_same_offsets(got[k], want[k]) for k in want)
     if isinstance(want, (list, tuple)):
-        return isinstance(got, (list, tuple)) and len(got) == len(want) and all(
-            _same_offsets(g, w) for g, w in zip(got, want))
+        return (
+            isinstance(got, (list, tuple))
+            and len(got) == len(want)
+            and all(_same_offsets(g, w) for g, w in zip(got, want))
+        )
     try:
         return int(got) == int(want)
     except (TypeError, ValueError):

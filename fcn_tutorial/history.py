@@ -32,8 +32,17 @@ INTEGER_COLUMNS = ("epoch", "val_size")
 def history_columns(n_classes: int) -> list[str]:
     """The CSV columns for ``n_classes`` classes, in order."""
     per_class = [f"val_jaccard_{c}" for c in range(n_classes)]
-    return ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", *per_class, "val_jaccard_mean", "val_size",
-            "seconds"]
+    return [
+        "epoch",
+        "lr",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        *per_class,
+        "val_jaccard_mean",
+        "val_size",
+        "seconds",
+    ]
 
 
 def write_history(history: Sequence[dict], path: str | os.PathLike) -> Path:

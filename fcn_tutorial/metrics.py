@@ -109,8 +109,9 @@ def _check_classes(n_classes, ignore_index) -> tuple[int, int | None]:
     if not 1 <= n_classes <= MAX_CLASSES:
         raise ValueError(f"n_classes must be at least 1 and at most {MAX_CLASSES}, got {n_classes}")
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
-        raise TypeError(f"ignore_index must be a whole number or None, got {ignore_index!r} "
-                        f"({type(ignore_index).__name__})")
+        raise TypeError(
+            f"ignore_index must be a whole number or None, got {ignore_index!r} ({type(ignore_index).__name__})"
+        )
     return int(n_classes), None if ignore_index is None else int(ignore_index)
 
 
@@ -156,8 +157,10 @@ def _as_labels(prediction: torch.Tensor, target: torch.Tensor, n_classes: int) -
         finite = torch.isfinite(prediction)
         if not finite.all():  # argmax would quietly call a NaN pixel class 0 (or whichever channel holds the NaN)
             bad, pixels = int((~finite).any(dim=-3).sum()), prediction[..., 0, :, :].numel()
-            raise ValueError(f"logits are NaN or infinite at {bad} of {pixels} pixels: no class can be read from "
-                             f"them (has training diverged? lower the learning rate)")
+            raise ValueError(
+                f"logits are NaN or infinite at {bad} of {pixels} pixels: no class can be read from "
+                f"them (has training diverged? lower the learning rate)"
+            )
         prediction = prediction.argmax(dim=-3)
     if prediction.shape != target.shape:
         raise ValueError(
@@ -166,8 +169,9 @@ def _as_labels(prediction: torch.Tensor, target: torch.Tensor, n_classes: int) -
     return prediction, target
 
 
-def _check_range(labels: torch.Tensor, name: str, n_classes: int, keep: torch.Tensor | None,
-                 ignore_index: int | None = None) -> None:
+def _check_range(
+    labels: torch.Tensor, name: str, n_classes: int, keep: torch.Tensor | None, ignore_index: int | None = None
+) -> None:
     """Raise if a counted label lies outside ``[0, n_classes)``. The usual case costs one min/max."""
     if labels.numel() == 0:
         return
@@ -183,8 +187,9 @@ def _check_range(labels: torch.Tensor, name: str, n_classes: int, keep: torch.Te
         raise ValueError(f"{name} has labels {bad[:10]} outside {allowed}")
 
 
-def _count(prediction: torch.Tensor, target: torch.Tensor, n_classes: int, ignore_index: int | None,
-           per_image: bool = False) -> torch.Tensor:
+def _count(
+    prediction: torch.Tensor, target: torch.Tensor, n_classes: int, ignore_index: int | None, per_image: bool = False
+) -> torch.Tensor:
     """Confusion counts ``C x C`` (or ``N x C x C`` with ``per_image``) with one ``bincount``."""
     prediction, target = _as_tensors(prediction, target)
     from_logits = prediction.is_floating_point()
@@ -212,8 +217,9 @@ def _count(prediction: torch.Tensor, target: torch.Tensor, n_classes: int, ignor
     return counts.view(n_images, n_classes, n_classes) if per_image else counts.view(n_classes, n_classes)
 
 
-def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, n_classes: int,
-                     ignore_index: int | None = None) -> torch.Tensor:
+def confusion_matrix(
+    prediction: torch.Tensor, target: torch.Tensor, n_classes: int, ignore_index: int | None = None
+) -> torch.Tensor:
     """The ``C x C`` int64 pixel counts of one batch: rows = ground truth, columns = prediction.
 
     ``prediction`` is labels of the target's shape (``N x H x W`` or ``H x W``) or float logits
@@ -224,14 +230,16 @@ def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, n_classes: 
         return _count(prediction, target, *_check_classes(n_classes, ignore_index))
 
 
-def pixel_accuracy(prediction: torch.Tensor, target: torch.Tensor, n_classes: int,
-                   ignore_index: int | None = None) -> float:
+def pixel_accuracy(
+    prediction: torch.Tensor, target: torch.Tensor, n_classes: int, ignore_index: int | None = None
+) -> float:
     """Fraction of the counted pixels whose class is right (NaN when every pixel is ignored)."""
     return scores_from_confusion(confusion_matrix(prediction, target, n_classes, ignore_index)).pixel_accuracy
 
 
-def jaccard_index(prediction: torch.Tensor, target: torch.Tensor, n_classes: int,
-                  ignore_index: int | None = None) -> list[float]:
+def jaccard_index(
+    prediction: torch.Tensor, target: torch.Tensor, n_classes: int, ignore_index: int | None = None
+) -> list[float]:
     """Per-class Jaccard (IoU) of one batch, pooled over its pixels; NaN for a class absent from both."""
     return scores_from_confusion(confusion_matrix(prediction, target, n_classes, ignore_index)).jaccard
 

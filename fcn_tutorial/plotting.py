@@ -22,14 +22,16 @@ from matplotlib.figure import Figure
 from .data import VOID
 
 # Class colours (RGB in [0, 1]): class 1 (polyp) is red; more classes take the next colours.
-CLASS_COLORS = np.array([
-    (0.0, 0.0, 0.0),  # 0 background: not painted in overlays
-    (1.0, 0.15, 0.15),  # 1 polyp
-    (0.15, 0.55, 1.0),
-    (0.2, 0.85, 0.2),
-    (1.0, 0.8, 0.1),
-    (0.8, 0.3, 0.9),
-])
+CLASS_COLORS = np.array(
+    [
+        (0.0, 0.0, 0.0),  # 0 background: not painted in overlays
+        (1.0, 0.15, 0.15),  # 1 polyp
+        (0.15, 0.55, 1.0),
+        (0.2, 0.85, 0.2),
+        (1.0, 0.8, 0.1),
+        (0.8, 0.3, 0.9),
+    ]
+)
 VOID_COLOR = (0.5, 0.5, 0.5)
 DPI = 100
 MAX_SIZE = (10.0, 4.0)  # inches: the book's figures stay this small (and its notebooks light)
@@ -88,8 +90,9 @@ def overlay(image: Any, mask: Any, *, alpha: float = 0.5, color: Sequence[float]
     picture = to_image_array(image).copy()
     labels = to_label_array(mask)
     if labels.shape != picture.shape[:2]:
-        raise ValueError(f"mask is {labels.shape[0]}x{labels.shape[1]} but its image is "
-                         f"{picture.shape[0]}x{picture.shape[1]}")
+        raise ValueError(
+            f"mask is {labels.shape[0]}x{labels.shape[1]} but its image is {picture.shape[0]}x{picture.shape[1]}"
+        )
     for label in np.unique(labels):
         if label == 0:
             continue
@@ -105,7 +108,7 @@ def boundary(mask: Any) -> np.ndarray:
     padded = np.pad(labels, 1, mode="edge")
     different = np.zeros(labels.shape, dtype=bool)
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        different |= padded[dy:dy + labels.shape[0], dx:dx + labels.shape[1]] != labels
+        different |= padded[dy : dy + labels.shape[0], dx : dx + labels.shape[1]] != labels
     return different & (labels > 0) & (labels != VOID)
 
 
@@ -114,8 +117,9 @@ def outline(image: Any, mask: Any, *, color: Sequence[float] | None = None, thic
     picture = to_image_array(image).copy()
     labels = to_label_array(mask)
     if labels.shape != picture.shape[:2]:
-        raise ValueError(f"mask is {labels.shape[0]}x{labels.shape[1]} but its image is "
-                         f"{picture.shape[0]}x{picture.shape[1]}")
+        raise ValueError(
+            f"mask is {labels.shape[0]}x{labels.shape[1]} but its image is {picture.shape[0]}x{picture.shape[1]}"
+        )
     edge = boundary(labels)
     for _ in range(thickness - 1):  # thicken inwards, one pixel at a time
         inner = labels.copy()
@@ -237,8 +241,11 @@ def show_predictions(
 
 def show_confusion(confusion: Any, class_names: Sequence[str] | None = None, *, normalize: bool = True) -> Figure:
     """A confusion matrix (rows: truth, columns: prediction) as a heat map with its counts or shares."""
-    table = confusion.detach().cpu().double().numpy() if isinstance(confusion, torch.Tensor) else np.asarray(
-        confusion, dtype=np.float64)
+    table = (
+        confusion.detach().cpu().double().numpy()
+        if isinstance(confusion, torch.Tensor)
+        else np.asarray(confusion, dtype=np.float64)
+    )
     n = table.shape[0]
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
     shown = table / np.maximum(table.sum(axis=1, keepdims=True), 1) if normalize else table
@@ -247,8 +254,9 @@ def show_confusion(confusion: Any, class_names: Sequence[str] | None = None, *, 
     for i in range(n):
         for j in range(n):
             text = f"{shown[i, j]:.1%}" if normalize else f"{int(table[i, j])}"
-            axis.text(j, i, text, ha="center", va="center",
-                      color="white" if shown[i, j] > 0.6 * shown.max() else "black")
+            axis.text(
+                j, i, text, ha="center", va="center", color="white" if shown[i, j] > 0.6 * shown.max() else "black"
+            )
     axis.set_xticks(range(n), names)
     axis.set_yticks(range(n), names)
     axis.set_xlabel("prediction")

@@ -306,9 +306,7 @@ def register(subparsers) -> None:
     parser.add_argument("checkpoint", help="best.pt or last.pt of a training run")
     parser.add_argument("images", nargs="+", help="image files and/or folders of images")
     parser.add_argument("--out", required=True, help="folder for <name>_mask.png and <name>_overlay.png")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace existing output files (never an input image)"
-    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input image)")
     parser.add_argument(
         "--resize", default="train", help="network input: 'train' (the run's --resize, default), 'full', or pixels"
     )

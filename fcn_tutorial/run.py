@@ -498,8 +498,13 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             ema_state = {} if ema is None else {"ema": ema.module.state_dict(), "ema_steps": int(ema.n_averaged)}
             if improved:
                 save_checkpoint(
-                    {"model": raw_model.state_dict(), **ema_state, "config": asdict(config), "epoch": epoch,
-                     "scores": row},
+                    {
+                        "model": raw_model.state_dict(),
+                        **ema_state,
+                        "config": asdict(config),
+                        "epoch": epoch,
+                        "scores": row,
+                    },
                     best_path,
                 )
             save_checkpoint(

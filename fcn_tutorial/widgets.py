@@ -31,8 +31,18 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from .plotting import (DPI, VOID, colorize, fit_figsize, outline, overlay, show_pairs, show_predictions,
-                       to_image_array, to_label_array)
+from .plotting import (
+    DPI,
+    VOID,
+    colorize,
+    fit_figsize,
+    outline,
+    overlay,
+    show_pairs,
+    show_predictions,
+    to_image_array,
+    to_label_array,
+)
 
 
 def png_bytes(picture: np.ndarray) -> bytes:
@@ -108,8 +118,9 @@ class DataBrowser:
         labels = to_label_array(mask)
         counted = labels != VOID
         share = (labels[counted] == 1).mean() if counted.any() else float("nan")
-        return (f"frame {index + 1} of {len(self.dataset)}: {labels.shape[0]} x {labels.shape[1]} pixels, "
-                f"polyp {share:.1%}")
+        return (
+            f"frame {index + 1} of {len(self.dataset)}: {labels.shape[0]} x {labels.shape[1]} pixels, polyp {share:.1%}"
+        )
 
     def figure(self, indices: Sequence[int] | range | None = None) -> Figure:
         """A static grid of frames (default: the first four) for the web site."""
@@ -128,11 +139,13 @@ class DataBrowser:
         """The interactive browser: a frame slider, a view switch and an overlay-strength slider."""
         import ipywidgets as widgets
 
-        slider = widgets.IntSlider(value=self.index, min=0, max=len(self.dataset) - 1, description="frame",
-                                   continuous_update=False)
+        slider = widgets.IntSlider(
+            value=self.index, min=0, max=len(self.dataset) - 1, description="frame", continuous_update=False
+        )
         mode = widgets.ToggleButtons(options=self.MODES, value=self.mode, description="view")
-        alpha = widgets.FloatSlider(value=self.alpha, min=0.0, max=1.0, step=0.05, description="alpha",
-                                    continuous_update=False)
+        alpha = widgets.FloatSlider(
+            value=self.alpha, min=0.0, max=1.0, step=0.05, description="alpha", continuous_update=False
+        )
         picture = widgets.Image(format="png")
         caption = widgets.Label()
         slider.observe(lambda change: self.show(change["new"]), names="value")
@@ -160,8 +173,14 @@ class PredictionViewer:
     MISSED = (1.0, 0.85, 0.0)
     FALSE_ALARM = (0.1, 0.5, 1.0)
 
-    def __init__(self, images: Sequence[Any], masks: Sequence[Any],
-                 predictions: Mapping[str, Sequence[Any]] | Sequence[Any], *, alpha: float = 0.5) -> None:
+    def __init__(
+        self,
+        images: Sequence[Any],
+        masks: Sequence[Any],
+        predictions: Mapping[str, Sequence[Any]] | Sequence[Any],
+        *,
+        alpha: float = 0.5,
+    ) -> None:
         self.predictions = dict(predictions) if isinstance(predictions, Mapping) else {"prediction": predictions}
         if len(images) == 0:
             raise ValueError("PredictionViewer needs at least one image")
@@ -214,32 +233,41 @@ class PredictionViewer:
         """Ground truth over the frame | prediction over the frame | errors, side by side."""
         index = self.index if index is None else index
         image = self.images[index]
-        panels = [overlay(image, self.masks[index], alpha=self.alpha),
-                  overlay(image, self.predictions[self.model][index], alpha=self.alpha),
-                  self.errors(index)]
+        panels = [
+            overlay(image, self.masks[index], alpha=self.alpha),
+            overlay(image, self.predictions[self.model][index], alpha=self.alpha),
+            self.errors(index),
+        ]
         gap = np.ones((panels[0].shape[0], 4, 3), dtype=np.float32)
         return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
 
     def caption(self) -> str:
-        return (f"image {self.index + 1} of {len(self.images)}, {self.model}: polyp Jaccard "
-                f"{self.jaccard():.3f} (left: truth, middle: prediction, right: missed yellow, false alarm blue)")
+        return (
+            f"image {self.index + 1} of {len(self.images)}, {self.model}: polyp Jaccard "
+            f"{self.jaccard():.3f} (left: truth, middle: prediction, right: missed yellow, false alarm blue)"
+        )
 
     def figure(self, indices: Sequence[int] | range | None = None) -> Figure:
         """A static figure for the site: every model's prediction beside the ground truth."""
         indices = list(range(min(3, len(self.images)))) if indices is None else list(indices)
-        return show_predictions([self.images[i] for i in indices], [self.masks[i] for i in indices],
-                                {name: [column[i] for i in indices] for name, column in self.predictions.items()},
-                                alpha=self.alpha)
+        return show_predictions(
+            [self.images[i] for i in indices],
+            [self.masks[i] for i in indices],
+            {name: [column[i] for i in indices] for name, column in self.predictions.items()},
+            alpha=self.alpha,
+        )
 
     def widget(self):
         """The interactive viewer: an image slider, a model choice and an overlay-strength slider."""
         import ipywidgets as widgets
 
-        slider = widgets.IntSlider(value=self.index, min=0, max=len(self.images) - 1, description="image",
-                                   continuous_update=False)
+        slider = widgets.IntSlider(
+            value=self.index, min=0, max=len(self.images) - 1, description="image", continuous_update=False
+        )
         model = widgets.Dropdown(options=list(self.predictions), value=self.model, description="model")
-        alpha = widgets.FloatSlider(value=self.alpha, min=0.0, max=1.0, step=0.05, description="alpha",
-                                    continuous_update=False)
+        alpha = widgets.FloatSlider(
+            value=self.alpha, min=0.0, max=1.0, step=0.05, description="alpha", continuous_update=False
+        )
         picture = widgets.Image(format="png")
         caption = widgets.Label()
         slider.observe(lambda change: self.show(change["new"]), names="value")
@@ -263,8 +291,15 @@ class ArchitectureExplorer:
     and only the input size changes.
     """
 
-    def __init__(self, name: str = "fcn8s", preset: str = "paper", *, width: float = 1.0, n_classes: int = 2,
-                 input_size: tuple[int, int] = (224, 224)) -> None:
+    def __init__(
+        self,
+        name: str = "fcn8s",
+        preset: str = "paper",
+        *,
+        width: float = 1.0,
+        n_classes: int = 2,
+        input_size: tuple[int, int] = (224, 224),
+    ) -> None:
         from .models import build_model
 
         self.name, self.preset = name, preset
@@ -324,4 +359,3 @@ class ArchitectureExplorer:
     def _refresh(self) -> None:
         if self._controls:
             self._controls["table"].value = self.static()
-

@@ -28,9 +28,17 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1280,900", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,900",
+    "--hide-scrollbars",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # offline: only the local server resolves
 ]
 PAGE_TIMEOUT_S = 60
@@ -84,8 +92,9 @@ def find_executable(*names: str) -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise FileNotFoundError(f"none of {names} found on PATH; install Debian's chromium and chromium-driver "
-                            "(`make chromium`)")
+    raise FileNotFoundError(
+        f"none of {names} found on PATH; install Debian's chromium and chromium-driver (`make chromium`)"
+    )
 
 
 def start_browser(profile_dir: str):
@@ -136,8 +145,9 @@ def check_page(driver, base_url: str, relative: str, screenshots: Path | None) -
         report.screenshot = str(target)
         # A second picture further down, where the first figure is, shows rendered outputs.
         if driver.execute_script(
-                "const img = document.querySelector('.cell_output img');"
-                "if (!img) return false; img.scrollIntoView({block: 'center'}); return true;"):
+            "const img = document.querySelector('.cell_output img');"
+            "if (!img) return false; img.scrollIntoView({block: 'center'}); return true;"
+        ):
             time.sleep(0.2)
             driver.save_screenshot(str(screenshots / (Path(relative).stem + "-figure.png")))
     return report
@@ -148,8 +158,11 @@ def check_site(site: Path, screenshots: Path | None = None) -> list[PageReport]:
     site = Path(site)
     if not (site / "index.html").is_file():
         raise FileNotFoundError(f"{site}/index.html not found: build the site first (`make site`)")
-    pages = sorted(path.relative_to(site).as_posix() for path in site.rglob("*.html")
-                   if "_static" not in path.parts and "_sources" not in path.parts)
+    pages = sorted(
+        path.relative_to(site).as_posix()
+        for path in site.rglob("*.html")
+        if "_static" not in path.parts and "_sources" not in path.parts
+    )
     server = serve(site)
     base_url = f"http://127.0.0.1:{server.server_address[1]}"
     with tempfile.TemporaryDirectory(prefix="fcn-chromium-") as profile_dir:
@@ -163,7 +176,9 @@ def check_site(site: Path, screenshots: Path | None = None) -> list[PageReport]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("site", type=Path, nargs="?", default=Path("_build/html"), help="built site (default _build/html)")
+    parser.add_argument(
+        "site", type=Path, nargs="?", default=Path("_build/html"), help="built site (default _build/html)"
+    )
     parser.add_argument("--screenshots", type=Path, default=None, help="folder for one screenshot per chapter")
     args = parser.parse_args(argv)
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager: never download a driver

@@ -91,8 +91,10 @@ def repository(config_path: Path = REPO / "_config.yml") -> tuple[str, str]:
     if not url or not branch:
         raise ValueError(f"{config_path}: repository.url and repository.branch must both be set")
     if not GITHUB.match(url):
-        raise ValueError(f"{config_path}: repository.url {url!r} is not https://github.com/<owner>/<name>; "
-                         "the launch buttons and the set-up cell need a GitHub repository")
+        raise ValueError(
+            f"{config_path}: repository.url {url!r} is not https://github.com/<owner>/<name>; "
+            "the launch buttons and the set-up cell need a GitHub repository"
+        )
     return url, str(branch)
 
 
@@ -116,8 +118,10 @@ def check_repository(expected: str, config_path: Path = REPO / "_config.yml") ->
     configured = "/".join(GITHUB.match(url).group("owner", "name"))
     if configured.lower() == expected.lower():
         return None
-    return (f"{config_path.name}: repository.url is {url} but this is github.com/{expected}; set repository.url to "
-            f"https://github.com/{expected} so that the launch buttons and the set-up cells open this repository")
+    return (
+        f"{config_path.name}: repository.url is {url} but this is github.com/{expected}; set repository.url to "
+        f"https://github.com/{expected} so that the launch buttons and the set-up cells open this repository"
+    )
 
 
 def chapter_paths(toc_path: Path = REPO / "_toc.yml") -> list[Path]:
@@ -171,15 +175,20 @@ def apply(notebook_path: Path, source: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a cell is out of date")
-    parser.add_argument("--repository", metavar="OWNER/NAME",
-                        help="change nothing; exit 1 unless _config.yml's repository.url is github.com/OWNER/NAME")
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to update (default: every chapter in _toc.yml)")
+    parser.add_argument(
+        "--repository",
+        metavar="OWNER/NAME",
+        help="change nothing; exit 1 unless _config.yml's repository.url is github.com/OWNER/NAME",
+    )
+    parser.add_argument(
+        "notebooks", nargs="*", type=Path, help="notebooks to update (default: every chapter in _toc.yml)"
+    )
     args = parser.parse_args(argv)
     if args.repository:
         problem = check_repository(args.repository)
-        print(problem or f"_config.yml points at github.com/{args.repository}",
-              file=sys.stderr if problem else sys.stdout)
+        print(
+            problem or f"_config.yml points at github.com/{args.repository}", file=sys.stderr if problem else sys.stdout
+        )
         return 1 if problem else 0
     source = setup_cell_source()
     notebooks = args.notebooks or [path for path in chapter_paths() if path.exists()]
@@ -196,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"updated the set-up cell of {path.relative_to(REPO) if path.is_absolute() else path}")
     if stale:
         names = ", ".join(str(path.relative_to(REPO)) for path in stale)
-        print(f"the set-up cell is missing or out of date in: {names}; run python scripts/setup_cell.py",
-              file=sys.stderr)
+        print(
+            f"the set-up cell is missing or out of date in: {names}; run python scripts/setup_cell.py", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -28,8 +28,10 @@ def kvasir_root() -> Path:
     data set is a failure: CI must never pass by skipping the tests on real frames.
     """
     if not (KVASIR_ROOT / "images").is_dir():
-        message = (f"real Kvasir-SEG folder not found at {KVASIR_ROOT}: set FCN_TUTORIAL_DATA to the folder that "
-                   f"holds kvasir-seg/ (see ../shared/data/README.md)")
+        message = (
+            f"real Kvasir-SEG folder not found at {KVASIR_ROOT}: set FCN_TUTORIAL_DATA to the folder that "
+            f"holds kvasir-seg/ (see ../shared/data/README.md)"
+        )
         if IN_CI:
             pytest.fail(message + " (CI=true: a missing data set fails instead of skipping)", pytrace=False)
         pytest.skip(message)

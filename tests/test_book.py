@@ -65,6 +65,7 @@ def read_chapter(name: str):
 
 # --- configuration ----------------------------------------------------------------------------------
 
+
 def test_toc_lists_every_chapter_source_in_order():
     sources = sorted(path.stem for path in (REPO / "book" / "_src").glob("0*.py"))
     assert CHAPTERS == sources, "every book/_src/0*.py must be listed in _toc.yml, in order"
@@ -75,8 +76,10 @@ def test_toc_lists_every_chapter_source_in_order():
 
 def test_toc_reader_follows_parts_and_sections(tmp_path):
     toc = tmp_path / "_toc.yml"
-    toc.write_text("format: jb-book\nroot: book/01_a\nparts:\n  - chapters:\n    - file: book/02_b\n"
-                   "      sections:\n      - file: book/03_c.ipynb\n    - file: book/instructors.md\n")
+    toc.write_text(
+        "format: jb-book\nroot: book/01_a\nparts:\n  - chapters:\n    - file: book/02_b\n"
+        "      sections:\n      - file: book/03_c.ipynb\n    - file: book/instructors.md\n"
+    )
     assert chapters.toc_files(toc) == ["book/01_a", "book/02_b", "book/03_c", "book/instructors"]
     toc.write_text("- just a list\n")
     with pytest.raises(ValueError, match="_toc.yml: expected a jb-book table of contents"):
@@ -86,8 +89,10 @@ def test_toc_reader_follows_parts_and_sections(tmp_path):
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_notebook_agrees_with_its_source(name):
     problems = build.cell_differences(name)
-    assert not problems, f"book/{name}.ipynb disagrees with book/_src/{name}.py: {problems[:3]}; " \
+    assert not problems, (
+        f"book/{name}.ipynb disagrees with book/_src/{name}.py: {problems[:3]}; "
         f"run python book/_src/build.py {name[:2]}"
+    )
 
 
 def test_a_changed_source_is_detected_and_sync_keeps_unchanged_outputs(tmp_path, monkeypatch):
@@ -97,8 +102,9 @@ def test_a_changed_source_is_detected_and_sync_keeps_unchanged_outputs(tmp_path,
     edited = nbformat.from_dict(stored)
     edited.cells[4].source += "\n# edited in the notebook, not in the source"
     nbformat.write(edited, tmp_path / f"{name}.ipynb")
-    assert build.cell_differences(name) == [f"cell 4 ({edited.cells[4].cell_type}, "
-                                            f"{stored.cells[4].source.splitlines()[0][:60]!r}) differs"]
+    assert build.cell_differences(name) == [
+        f"cell 4 ({edited.cells[4].cell_type}, {stored.cells[4].source.splitlines()[0][:60]!r}) differs"
+    ]
     assert build.main(["--check", "05"]) == 1
     path, changed = build.sync(name)
     assert changed and build.cell_differences(name) == []
@@ -129,6 +135,7 @@ def test_config_builds_offline_from_stored_outputs():
 
 
 # --- the set-up cell --------------------------------------------------------------------------------
+
 
 def test_setup_cell_pins_the_version_and_falls_back_to_the_configured_repository(tmp_path):
     config = tmp_path / "_config.yml"
@@ -176,7 +183,8 @@ def test_readme_writes_no_copy_of_the_repository_url():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     copies = set(re.findall(rf"github\.com/[\w.-]+/{re.escape(name)}\b", readme))
     assert copies <= {url.removeprefix("https://")}, (
-        f"README.md names {sorted(copies)}; point at _config.yml's repository.url instead of copying it")
+        f"README.md names {sorted(copies)}; point at _config.yml's repository.url instead of copying it"
+    )
 
 
 def test_setup_cell_is_inserted_then_updated_in_place(tmp_path):
@@ -198,10 +206,12 @@ def test_every_chapter_starts_with_the_current_setup_cell(name):
     first = read_chapter(name).cells[0]
     assert "colab-setup" in tags(first), f"{name}: the first cell is not tagged colab-setup"
     assert first.source == setup_cell.setup_cell_source(), (
-        f"{name}: the set-up cell is out of date; run python scripts/setup_cell.py")
+        f"{name}: the set-up cell is out of date; run python scripts/setup_cell.py"
+    )
 
 
 # --- chapter conventions ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_follows_the_book_conventions(name):
@@ -209,16 +219,27 @@ def test_chapter_follows_the_book_conventions(name):
     path = REPO / "book" / f"{name}.ipynb"
     assert path.stat().st_size < 2 * 1024 * 1024, f"{name} is larger than 2 MB"
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert all(cell.get("execution_count") or not cell.source.strip() or "colab-setup" in tags(cell)
-               for cell in code), f"{name}: some code cells were never executed; run make notebooks"
+    assert all(
+        cell.get("execution_count") or not cell.source.strip() or "colab-setup" in tags(cell) for cell in code
+    ), f"{name}: some code cells were never executed; run make notebooks"
     # Only the test cells of the exercises may fail (their hint is the error); nbval and the site accept them.
-    errors = [output for cell in code if "raises-exception" not in tags(cell)
-              for output in cell.get("outputs", []) if output.output_type == "error"]
+    errors = [
+        output
+        for cell in code
+        if "raises-exception" not in tags(cell)
+        for output in cell.get("outputs", [])
+        if output.output_type == "error"
+    ]
     assert not errors, f"{name}: stored outputs contain errors: {[e.get('ename') for e in errors]}"
     checked = [cell for cell in code if cell.source.startswith("# NBVAL_CHECK_OUTPUT")]
     assert len(checked) >= 3, f"{name}: only {len(checked)} cells start with # NBVAL_CHECK_OUTPUT"
-    headings = [line for cell in notebook.cells if cell.cell_type == "markdown" for line in cell.source.splitlines()
-                if line.startswith("#")]
+    headings = [
+        line
+        for cell in notebook.cells
+        if cell.cell_type == "markdown"
+        for line in cell.source.splitlines()
+        if line.startswith("#")
+    ]
     assert any(re.match(r"^#+ Exercises", line) for line in headings), f"{name}: no Exercises section"
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "code" and re.search(r"\.widget\(\)\s*$", cell.source):
@@ -227,6 +248,7 @@ def test_chapter_follows_the_book_conventions(name):
 
 
 # --- the built site (after `make site`) -------------------------------------------------------------
+
 
 def built_page(name: str) -> str:
     page = SITE / "book" / f"{name}.html"
@@ -271,14 +293,18 @@ def test_no_solution_text_anywhere_on_the_site():
         pytest.fail(f"{SITE.relative_to(REPO)} not found: build the site first (make site)")
     hidden = {line for name in CHAPTERS for line in chapters.solution_texts(chapters.source_notebook(name))}
     assert len(hidden) > 50
-    files = [path for path in SITE.rglob("*") if path.is_file() and path.suffix in
-             {".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py"}]
+    files = [
+        path
+        for path in SITE.rglob("*")
+        if path.is_file() and path.suffix in {".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py"}
+    ]
     assert any(path.suffix == ".ipynb" for path in files), "no downloadable notebook found in the site"
     leaks = {}
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")
-        variants = {line: (line, line.replace('"', '\\"'), html.escape(line), html.escape(line, quote=False))
-                    for line in hidden}
+        variants = {
+            line: (line, line.replace('"', '\\"'), html.escape(line), html.escape(line, quote=False)) for line in hidden
+        }
         found = [line for line, forms in variants.items() if any(form in text for form in forms)]
         if found:
             leaks[str(path.relative_to(SITE))] = found[:3]

@@ -24,8 +24,15 @@ class Payload:
 
 
 def test_round_trip_keeps_tensors_and_plain_values(tmp_path):
-    state = {"model": {"w": torch.arange(6.0).reshape(2, 3)}, "epoch": 3, "best": -float("inf"),
-             "history": [{"epoch": 1, "lr": 1e-4}], "betas": (0.9, 0.999), "name": "fcn8s", "none": None}
+    state = {
+        "model": {"w": torch.arange(6.0).reshape(2, 3)},
+        "epoch": 3,
+        "best": -float("inf"),
+        "history": [{"epoch": 1, "lr": 1e-4}],
+        "betas": (0.9, 0.999),
+        "name": "fcn8s",
+        "none": None,
+    }
     path = save_checkpoint(state, tmp_path / "run" / "last.pt")
     loaded = load_checkpoint(path)
     assert torch.equal(loaded["model"]["w"], state["model"]["w"])

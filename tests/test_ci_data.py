@@ -17,7 +17,11 @@ def _run_kvasir_test(tmp_path: Path, ci: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "FCN_TUTORIAL_DATA": str(tmp_path / "no-data-here"), "CI": ci}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", str(test)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

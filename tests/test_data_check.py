@@ -67,8 +67,13 @@ def test_check_reports_every_problem_at_once(tmp_path):
     report = check_folder(root)
     assert not report.ok and len(report.problems) == 5
     text = str(report)
-    for expected in ["f0.jpg has no mask", "f1.png is 30x19 but its image", "f2.jpg is unreadable or truncated",
-                     "f3.png has values [9] outside the mapping", "stray.png has no image"]:
+    for expected in [
+        "f0.jpg has no mask",
+        "f1.png is 30x19 but its image",
+        "f2.jpg is unreadable or truncated",
+        "f3.png has values [9] outside the mapping",
+        "stray.png has no image",
+    ]:
         assert expected in text
     assert report.counts == {"all": 2}
 
@@ -91,8 +96,27 @@ def test_cli_check_exit_codes(synthetic, tmp_path, capsys):
 
 def test_cli_synthetic(tmp_path, capsys):
     out = tmp_path / "syn"
-    assert main(["data", "synthetic", str(out), "--train", "2", "--valid", "1", "--test", "1",
-                 "--size", "48", "64", "--seed", "5"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synthetic",
+                str(out),
+                "--train",
+                "2",
+                "--valid",
+                "1",
+                "--test",
+                "1",
+                "--size",
+                "48",
+                "64",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
     assert len(Polyps912(out, "train")) == 2 and Polyps912(out, "test")[0][0].shape == (3, 48, 64)
     assert main(["data", "synthetic", str(out)]) == 2  # refuses to overwrite
     assert "not empty" in capsys.readouterr().err
@@ -140,10 +164,12 @@ def test_load_polyp_data_prefers_real_data(kvasir_root, cache, monkeypatch):
 
 def test_cli_synthetic_refuses_bad_sizes_counts_and_seeds(tmp_path, capsys):
     out = tmp_path / "syn"
-    for arguments, message in [(["--size", "100000", "100000"], "more than the limit of 40,000,000 pixels"),
-                               (["--train", "-2"], "number of train frames must be a whole number >= 0, not -2"),
-                               (["--train", "0", "--valid", "0", "--test", "0"], "at least one frame"),
-                               (["--seed", "-1"], "seed must be a whole number >= 0")]:
+    for arguments, message in [
+        (["--size", "100000", "100000"], "more than the limit of 40,000,000 pixels"),
+        (["--train", "-2"], "number of train frames must be a whole number >= 0, not -2"),
+        (["--train", "0", "--valid", "0", "--test", "0"], "at least one frame"),
+        (["--seed", "-1"], "seed must be a whole number >= 0"),
+    ]:
         assert main(["data", "synthetic", str(out), *arguments]) == 2
         assert message in capsys.readouterr().err
     assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -151,8 +151,9 @@ def test_folder_value_mapping_palette_and_suffix(tmp_path):
     palette = Image.fromarray(np.array([[0, 1, 2, 0, 0, 0, 0, 0]] * 4, np.uint8), mode="P")
     palette.putpalette([0, 0, 0, 255, 0, 0, 255, 255, 255])
     palette.save(root / "labels" / "x_mask.png")
-    dataset = SegmentationFolder(root / "images", root / "labels", mask_suffix="_mask",
-                                 value_to_class={0: 0, 1: 1, 2: VOID})
+    dataset = SegmentationFolder(
+        root / "images", root / "labels", mask_suffix="_mask", value_to_class={0: 0, 1: 1, 2: VOID}
+    )
     assert dataset.names == ["x"]
     assert dataset[0][1][0].tolist() == [0, 1, VOID, 0, 0, 0, 0, 0]  # palette indices, not colours
 

@@ -297,8 +297,11 @@ def no_extraction(monkeypatch):
 
 def test_compression_ratio_limit(tmp_path, no_extraction):
     (tmp_path / "bomb.zip").write_bytes(bomb())
-    with pytest.raises(ValueError, match=r"bomb.zip would unpack [\d,]+ compressed bytes to 2,000,000, a ratio "
-                                         r"above the limit of 100 .*FCN_TUTORIAL_MAX_ZIP_RATIO"):
+    with pytest.raises(
+        ValueError,
+        match=r"bomb.zip would unpack [\d,]+ compressed bytes to 2,000,000, a ratio "
+        r"above the limit of 100 .*FCN_TUTORIAL_MAX_ZIP_RATIO",
+    ):
         extract_zip(tmp_path / "bomb.zip", tmp_path / "out")
     with pytest.raises(ValueError, match="ratio above the limit of 100"):
         check_pairs_archive(tmp_path / "bomb.zip")
@@ -307,8 +310,11 @@ def test_compression_ratio_limit(tmp_path, no_extraction):
 
 def test_total_size_limit(tmp_path, monkeypatch, no_extraction):
     (tmp_path / "k.zip").write_bytes(kvasir_zip())
-    with pytest.raises(ValueError, match=r"k.zip would unpack to [\d,]+ bytes, more than the limit of 1,000; "
-                                         r".*FCN_TUTORIAL_MAX_UNPACKED"):
+    with pytest.raises(
+        ValueError,
+        match=r"k.zip would unpack to [\d,]+ bytes, more than the limit of 1,000; "
+        r".*FCN_TUTORIAL_MAX_UNPACKED",
+    ):
         extract_zip(tmp_path / "k.zip", tmp_path / "out", max_unpacked=1000)
     monkeypatch.setenv("FCN_TUTORIAL_MAX_UNPACKED", "1000")
     with pytest.raises(ValueError, match="more than the limit of 1,000"):
@@ -321,8 +327,12 @@ def test_limits_can_be_raised(tmp_path, monkeypatch):
     monkeypatch.setenv("FCN_TUTORIAL_MAX_ZIP_RATIO", "10000")
     extract_zip(tmp_path / "bomb.zip", tmp_path / "out")
     assert (tmp_path / "out" / "Kvasir-SEG" / "zeros.bin").stat().st_size == 2_000_000
-    for name, bad in (("FCN_TUTORIAL_MAX_ZIP_RATIO", "lots"), ("FCN_TUTORIAL_MAX_UNPACKED", "-1"),
-                      ("FCN_TUTORIAL_MAX_UNPACKED", "1.5"), ("FCN_TUTORIAL_MAX_ZIP_RATIO", "inf")):
+    for name, bad in (
+        ("FCN_TUTORIAL_MAX_ZIP_RATIO", "lots"),
+        ("FCN_TUTORIAL_MAX_UNPACKED", "-1"),
+        ("FCN_TUTORIAL_MAX_UNPACKED", "1.5"),
+        ("FCN_TUTORIAL_MAX_ZIP_RATIO", "inf"),
+    ):
         monkeypatch.setenv(name, bad)
         with pytest.raises(ValueError, match=f"{name}='{bad}' is not a positive"):
             extract_zip(tmp_path / "bomb.zip", tmp_path / "again")
@@ -393,8 +403,26 @@ def test_polyps912_downloads_with_no_id(drive, tmp_path, capsys):
 def test_train_data_polyps912_download_works_with_no_id(drive, tmp_path, monkeypatch):
     monkeypatch.setenv("FCN_TUTORIAL_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("FCN_TUTORIAL_CACHE", str(tmp_path / "cache"))
-    code = main(["train", "--data", "polyps912", "--download", "--out", str(tmp_path / "run"), "--epochs", "1",
-                 "--width", "0.125", "--batch-size", "2", "--no-test", "--no-progress", "--device", "cpu"])
+    code = main(
+        [
+            "train",
+            "--data",
+            "polyps912",
+            "--download",
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            "--width",
+            "0.125",
+            "--batch-size",
+            "2",
+            "--no-test",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0 and drive == ["0B_60jvsCt1hhZWNfcW4wbHE5N3M"]
     assert (tmp_path / "data" / "polyps912" / "train" / "images").is_dir()
     assert (tmp_path / "run" / "last.pt").is_file()
@@ -408,8 +436,11 @@ def test_a_failed_drive_download_is_one_line_and_leaves_nothing(tmp_path, monkey
         raise gdown.exceptions.FileURLRetrievalError("Failed to retrieve file url:\n\n\tToo many users have viewed")
 
     monkeypatch.setattr(gdown, "download", refuse)
-    with pytest.raises(OSError, match="^download of Google Drive file 0B_60jvsCt1hhZWNfcW4wbHE5N3M failed: Failed to "
-                                      "retrieve file url: Too many users have viewed$"):
+    with pytest.raises(
+        OSError,
+        match="^download of Google Drive file 0B_60jvsCt1hhZWNfcW4wbHE5N3M failed: Failed to "
+        "retrieve file url: Too many users have viewed$",
+    ):
         download_polyps912(root=tmp_path / "polyps912", progress=False)
     assert os.listdir(tmp_path) == []
 
@@ -425,8 +456,11 @@ def test_encrypted_or_unknown_members_are_refused_before_unpacking(tmp_path, no_
         data[at + 10 : at + 12] = method.to_bytes(2, "little")
         (tmp_path / name).write_bytes(bytes(data))
         for check in (lambda p: extract_zip(p, tmp_path / "out"), check_pairs_archive):
-            with pytest.raises(ValueError, match=rf"{name}: member 'Kvasir-SEG/secret.txt' (is encrypted|uses "
-                                                 rf"compression method 99)"):
+            with pytest.raises(
+                ValueError,
+                match=rf"{name}: member 'Kvasir-SEG/secret.txt' (is encrypted|uses "
+                rf"compression method 99)",
+            ):
                 check(tmp_path / name)
     assert sorted(os.listdir(tmp_path)) == ["locked.zip", "odd.zip"]
 

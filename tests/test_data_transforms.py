@@ -27,12 +27,15 @@ def assert_aligned(image, mask):
     assert (image[1][~valid] == 0).all()  # pixels from outside the frame: 0 in the image, VOID in the mask
 
 
-@pytest.mark.parametrize("options", [
-    dict(crop_size=32, hflip=0.5, vflip=0.5),
-    dict(crop_size=96, hflip=1.0),  # larger than the frame: padded
-    dict(crop_size=40, rotation=45, scale=(0.6, 1.4), hflip=0.5, vflip=0.5),
-    dict(crop_size=None, rotation=30),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(crop_size=32, hflip=0.5, vflip=0.5),
+        dict(crop_size=96, hflip=1.0),  # larger than the frame: padded
+        dict(crop_size=40, rotation=45, scale=(0.6, 1.4), hflip=0.5, vflip=0.5),
+        dict(crop_size=None, rotation=30),
+    ],
+)
 def test_augmentation_keeps_image_and_mask_aligned(options):
     transform = train_transforms(**options)
     for seed in range(20):
@@ -49,8 +52,9 @@ def test_augmentation_keeps_image_and_mask_aligned(options):
 
 def test_plain_tensors_are_treated_as_image_and_mask():
     image, mask = coded_pair()
-    out_image, out_mask = train_transforms(crop_size=24, hflip=1.0)(image.as_subclass(torch.Tensor),
-                                                                   mask.as_subclass(torch.Tensor))
+    out_image, out_mask = train_transforms(crop_size=24, hflip=1.0)(
+        image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+    )
     assert out_mask.shape == (24, 24)
     assert_aligned(out_image, out_mask)
 
@@ -116,9 +120,13 @@ def test_pad_collate_pads_masks_with_void():
 
 def test_same_seed_same_batches_with_0_and_2_workers():
     dataset = CodedFrames(transform=train_transforms(crop_size=32, hflip=0.5, rotation=20))
-    runs = {workers: [batches(make_loaders(dataset, dataset, batch_size=4, num_workers=workers, seed=seed).train)
-                      for seed in (0, 0, 1)]
-            for workers in (0, 2)}
+    runs = {
+        workers: [
+            batches(make_loaders(dataset, dataset, batch_size=4, num_workers=workers, seed=seed).train)
+            for seed in (0, 0, 1)
+        ]
+        for workers in (0, 2)
+    }
     for first, second, other in runs.values():
         assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, second))
         assert not torch.equal(first[0][1], other[0][1])

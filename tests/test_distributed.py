@@ -22,10 +22,40 @@ def test_two_process_training_scores_every_validation_image_once(tmp_path):
     # 5 validation frames over 2 processes: a DistributedSampler would score one of them twice.
     data = make_synthetic_polyps(tmp_path / "data", n_train=8, n_valid=5, n_test=0, size=(48, 48), progress=False)
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "fcn_tutorial.cli", "train", "--data", str(data), "--out", str(out), "--device", "cpu",
-               "--model", "fcn8s", "--preset", "compact", "--width", "0.0625", "--crop-size", "32",
-               "--batch-size", "2", "--eval-batch-size", "1", "--epochs", "2", "--lr", "1e-3", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "fcn_tutorial.cli",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--model",
+        "fcn8s",
+        "--preset",
+        "compact",
+        "--width",
+        "0.0625",
+        "--crop-size",
+        "32",
+        "--batch-size",
+        "2",
+        "--eval-batch-size",
+        "1",
+        "--epochs",
+        "2",
+        "--lr",
+        "1e-3",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -34,10 +64,33 @@ def test_two_process_training_scores_every_validation_image_once(tmp_path):
 
     # Like with like: the single-process scores come from a process with the same thread count (one), in the
     # run's precision and memory format (the defaults: --amp auto, channels-last) and batch size.
-    scored = subprocess.run([sys.executable, "-m", "fcn_tutorial.cli", "evaluate", str(out / "last.pt"), "--data",
-                             str(data), "--split", "val", "--device", "cpu", "--amp", "auto", "--channels-last",
-                             "--batch-size", "1", "--json", "--no-progress"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    scored = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fcn_tutorial.cli",
+            "evaluate",
+            str(out / "last.pt"),
+            "--data",
+            str(data),
+            "--split",
+            "val",
+            "--device",
+            "cpu",
+            "--amp",
+            "auto",
+            "--channels-last",
+            "--batch-size",
+            "1",
+            "--json",
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert scored.returncode == 0, scored.stderr[-3000:]
     single = json.loads(scored.stdout)
     assert single["images"] == 5

@@ -22,19 +22,34 @@ MODULES = sorted(
 
 
 def test_the_module_list_is_complete():
-    assert {"fcn_tutorial.models.fcn", "fcn_tutorial.exercises", "fcn_tutorial.metrics", "fcn_tutorial.scoring",
-            "fcn_tutorial.config", "fcn_tutorial.data.loaders"} <= set(MODULES)
+    assert {
+        "fcn_tutorial.models.fcn",
+        "fcn_tutorial.exercises",
+        "fcn_tutorial.metrics",
+        "fcn_tutorial.scoring",
+        "fcn_tutorial.config",
+        "fcn_tutorial.data.loaders",
+    } <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_doctests(name):
     module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False,
-                             report=True)
+    result = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False, report=True
+    )
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed (printed above)"
 
 
-@pytest.mark.parametrize("name", ["fcn_tutorial.models", "fcn_tutorial.models.summary", "fcn_tutorial.metrics",
-                                  "fcn_tutorial.scoring", "fcn_tutorial.config"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fcn_tutorial.models",
+        "fcn_tutorial.models.summary",
+        "fcn_tutorial.metrics",
+        "fcn_tutorial.scoring",
+        "fcn_tutorial.config",
+    ],
+)
 def test_the_modules_that_teach_by_example_have_examples(name):
     assert doctest.testmod(importlib.import_module(name), verbose=False, report=False).attempted > 0

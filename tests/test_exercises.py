@@ -17,8 +17,13 @@ from torch.nn import functional as F
 from fcn_tutorial import exercises
 from fcn_tutorial.models import bilinear_kernel, build_model, crop_offsets
 
-checks = SimpleNamespace(**{name: partial(getattr(exercises, name), raise_on_failure=False)
-                            for name in dir(exercises) if name.startswith("check_")})
+checks = SimpleNamespace(
+    **{
+        name: partial(getattr(exercises, name), raise_on_failure=False)
+        for name in dir(exercises)
+        if name.startswith("check_")
+    }
+)
 
 
 def expect(result, passed: bool, *hint_words: str) -> None:
@@ -30,8 +35,9 @@ def expect(result, passed: bool, *hint_words: str) -> None:
 
 
 def test_the_verdict_is_printed_once(capsys):
-    result = exercises.check_upsampled_size(lambda size, kernel, stride, padding=0:
-                                            (size - 1) * stride - 2 * padding + kernel)
+    result = exercises.check_upsampled_size(
+        lambda size, kernel, stride, padding=0: (size - 1) * stride - 2 * padding + kernel
+    )
     assert capsys.readouterr().out == result.message + "\n"
     assert bool(result) and str(result) == result.message
 
@@ -59,11 +65,11 @@ def test_every_checker_raises_on_a_stub():
 
 # --- conv_output_size --------------------------------------------------------------------------------
 
+
 def test_conv_output_size():
     expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: (s + 2 * p - k) // st + 1), True)
     expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: (s - k) // st + 1), False, "both")
-    expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: math.ceil((s + 2 * p - k) / st) + 1),
-           False, "floor")
+    expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: math.ceil((s + 2 * p - k) / st) + 1), False, "floor")
     expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: (s + 2 * p - k) / st + 1), False, "`//`")
     expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: None), False, "return")
 
@@ -77,6 +83,7 @@ def test_a_stub_that_raises_is_not_yet_implemented():
 
 # --- upsampled size ----------------------------------------------------------------------------------
 
+
 def test_upsampled_size_matches_conv_transpose():
     def correct(size, kernel, stride, padding=0):
         return (size - 1) * stride - 2 * padding + kernel
@@ -85,12 +92,12 @@ def test_upsampled_size_matches_conv_transpose():
     assert layer(torch.zeros(1, 1, 9, 9)).shape[-1] == correct(9, 16, 8, 4)
     expect(checks.check_upsampled_size(correct), True)
     expect(checks.check_upsampled_size(lambda s, k, st, p=0: s * st), False, "kernel - stride")
-    expect(checks.check_upsampled_size(lambda s, k, st, p=0: (s + 2 * p - k) // st + 1), False,
-           "convolution's formula")
+    expect(checks.check_upsampled_size(lambda s, k, st, p=0: (s + 2 * p - k) // st + 1), False, "convolution's formula")
     expect(checks.check_upsampled_size(lambda s, k, st, p=0: (s - 1) * st + k), False, "removes")
 
 
 # --- exact upsampling --------------------------------------------------------------------------------
+
 
 def test_exact_upsampling():
     expect(checks.check_exact_upsampling(lambda f: (2 * f - f % 2, f, f // 2)), True)
@@ -105,6 +112,7 @@ def test_exact_upsampling():
 
 # --- confusion matrix ------------------------------------------------------------------------------
 
+
 def confusion_matrix(prediction, target, n_classes, ignore_index=255):
     counted = target != ignore_index
     index = n_classes * target[counted] + prediction[counted]
@@ -114,17 +122,36 @@ def confusion_matrix(prediction, target, n_classes, ignore_index=255):
 def test_confusion_matrix():
     expect(checks.check_confusion_matrix(confusion_matrix), True)
     expect(checks.check_confusion_matrix(lambda p, t, n, ignore_index=255: confusion_matrix(p, t, n).T), False, "Rows")
-    expect(checks.check_confusion_matrix(
-        lambda p, t, n, ignore_index=255: confusion_matrix(p, t.masked_fill(t == 255, 0), n)), False, "not void")
-    expect(checks.check_confusion_matrix(
-        lambda p, t, n, ignore_index=255: torch.bincount((n * t + p)[t != 255]).reshape(-1, n)), False, "minlength")
-    expect(checks.check_confusion_matrix(
-        lambda p, t, n, ignore_index=255: torch.bincount((n * t + p).flatten()).reshape(n, n)), False, "void")
-    expect(checks.check_confusion_matrix(
-        lambda p, t, n, ignore_index=255: torch.bincount((n * t + p).flatten())), False, "void")
+    expect(
+        checks.check_confusion_matrix(
+            lambda p, t, n, ignore_index=255: confusion_matrix(p, t.masked_fill(t == 255, 0), n)
+        ),
+        False,
+        "not void",
+    )
+    expect(
+        checks.check_confusion_matrix(
+            lambda p, t, n, ignore_index=255: torch.bincount((n * t + p)[t != 255]).reshape(-1, n)
+        ),
+        False,
+        "minlength",
+    )
+    expect(
+        checks.check_confusion_matrix(
+            lambda p, t, n, ignore_index=255: torch.bincount((n * t + p).flatten()).reshape(n, n)
+        ),
+        False,
+        "void",
+    )
+    expect(
+        checks.check_confusion_matrix(lambda p, t, n, ignore_index=255: torch.bincount((n * t + p).flatten())),
+        False,
+        "void",
+    )
 
 
 # --- Jaccard from a confusion matrix -----------------------------------------------------------------
+
 
 def jaccard(confusion):
     confusion = confusion.double()
@@ -137,21 +164,25 @@ def test_jaccard_from_confusion():
     expect(checks.check_jaccard_from_confusion(lambda c: jaccard(c).tolist()), True)  # a list is fine
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda c: c.double().diag() / c.double().sum(0), "false negatives"),
-    (lambda c: c.double().diag() / c.double().sum(1), "false positives"),
-    (lambda c: c.double().diag() / c.sum(), "not by all pixels"),
-    (lambda c: torch.nan_to_num(jaccard(c)), "nan"),
-    (lambda c: c.diag() / (c.sum(0) + c.sum(1)), "twice"),
-    (lambda c: 2 * c.diag() / (c.sum(0) + c.sum(1)).double(), "Dice"),
-    (lambda c: c.diag() // (c.sum(0) + c.sum(1) - c.diag()), "Integer division"),
-    (lambda c: jaccard(c).mean(), "one value per class"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda c: c.double().diag() / c.double().sum(0), "false negatives"),
+        (lambda c: c.double().diag() / c.double().sum(1), "false positives"),
+        (lambda c: c.double().diag() / c.sum(), "not by all pixels"),
+        (lambda c: torch.nan_to_num(jaccard(c)), "nan"),
+        (lambda c: c.diag() / (c.sum(0) + c.sum(1)), "twice"),
+        (lambda c: 2 * c.diag() / (c.sum(0) + c.sum(1)).double(), "Dice"),
+        (lambda c: c.diag() // (c.sum(0) + c.sum(1) - c.diag()), "Integer division"),
+        (lambda c: jaccard(c).mean(), "one value per class"),
+    ],
+)
 def test_jaccard_mistakes_get_their_hint(wrong, hint):
     expect(checks.check_jaccard_from_confusion(wrong), False, hint)
 
 
 # --- pixel accuracy ----------------------------------------------------------------------------------
+
 
 def test_pixel_accuracy():
     def correct(prediction, target, ignore_index=255):
@@ -159,18 +190,26 @@ def test_pixel_accuracy():
         return (prediction[counted] == target[counted]).double().mean().item()
 
     expect(checks.check_pixel_accuracy(correct), True)
-    expect(checks.check_pixel_accuracy(lambda p, t, ignore_index=255: (p == t).double().mean()), False,
-           "Void pixels")
-    expect(checks.check_pixel_accuracy(
-        lambda p, t, ignore_index=255: ((p == t) & (t != ignore_index)).sum().item() / t.numel()), False,
-        "non-void pixels")
-    expect(checks.check_pixel_accuracy(
-        lambda p, t, ignore_index=255: ((p == t) | (t == ignore_index)).double().mean().item()), False,
-        "counted as correct")
+    expect(checks.check_pixel_accuracy(lambda p, t, ignore_index=255: (p == t).double().mean()), False, "Void pixels")
+    expect(
+        checks.check_pixel_accuracy(
+            lambda p, t, ignore_index=255: ((p == t) & (t != ignore_index)).sum().item() / t.numel()
+        ),
+        False,
+        "non-void pixels",
+    )
+    expect(
+        checks.check_pixel_accuracy(
+            lambda p, t, ignore_index=255: ((p == t) | (t == ignore_index)).double().mean().item()
+        ),
+        False,
+        "counted as correct",
+    )
     expect(checks.check_pixel_accuracy(lambda p, t, ignore_index=255: 100 * correct(p, t)), False, "percentage")
 
 
 # --- data: polyp fraction and a joint random crop ----------------------------------------------------
+
 
 def polyp_fraction(mask):
     counted = mask != 255
@@ -180,8 +219,11 @@ def polyp_fraction(mask):
 def test_polyp_fraction():
     expect(checks.check_polyp_fraction(polyp_fraction), True)
     expect(checks.check_polyp_fraction(lambda m: (m == 1).double().mean().item()), False, "denominator")
-    expect(checks.check_polyp_fraction(lambda m: (m > 0).sum().item() / max(1, (m != 255).sum().item())),
-           False, "mask == 1")
+    expect(
+        checks.check_polyp_fraction(lambda m: (m > 0).sum().item() / max(1, (m != 255).sum().item())),
+        False,
+        "mask == 1",
+    )
     expect(checks.check_polyp_fraction(lambda m: 0.0 if (m == 255).all() else polyp_fraction(m)), False, "nan")
 
 
@@ -191,7 +233,7 @@ def random_crop(image, mask, size, generator):
     mask = F.pad(mask, (0, right, 0, bottom), value=255)
     top = int(torch.randint(mask.shape[0] - size + 1, (1,), generator=generator))
     left = int(torch.randint(mask.shape[1] - size + 1, (1,), generator=generator))
-    return image[:, top:top + size, left:left + size], mask[top:top + size, left:left + size]
+    return image[:, top : top + size, left : left + size], mask[top : top + size, left : left + size]
 
 
 def test_random_crop():
@@ -202,7 +244,7 @@ def test_random_crop_mistakes():
     def never_the_last_position(image, mask, size, generator):
         top = int(torch.randint(max(mask.shape[0] - size, 1), (1,), generator=generator))
         left = int(torch.randint(max(mask.shape[1] - size, 1), (1,), generator=generator))
-        return image[:, top:top + size, left:left + size], mask[top:top + size, left:left + size]
+        return image[:, top : top + size, left : left + size], mask[top : top + size, left : left + size]
 
     def mask_padded_with_background(image, mask, size, generator):
         bottom, right = max(size - mask.shape[0], 0), max(size - mask.shape[1], 0)
@@ -226,6 +268,7 @@ def test_random_crop_mistakes():
 
 
 # --- bilinear kernel ---------------------------------------------------------------------------------
+
 
 def test_bilinear_kernel():
     expect(checks.check_bilinear_kernel(bilinear_kernel), True)
@@ -255,6 +298,7 @@ def test_bilinear_kernel_mistakes():
 
 # --- crop offsets ------------------------------------------------------------------------------------
 
+
 def test_crop_offsets():
     model = build_model("fcn8s", 2, preset="original", width=0.0625)
     expect(checks.check_crop_offsets(lambda h, w: crop_offsets(model, (h, w))), True)
@@ -264,6 +308,7 @@ def test_crop_offsets():
 
 
 # --- one training step -------------------------------------------------------------------------------
+
 
 def step(model, optimizer, images, masks):
     optimizer.zero_grad()

@@ -28,25 +28,31 @@ from fcn_tutorial.metrics import (
 VOID = 255
 
 # A 3 x 4 image with 3 classes and 2 void pixels, and a prediction for it.
-TARGET = torch.tensor([
-    [0, 0, 1, 1],
-    [0, 2, 2, 1],
-    [VOID, 2, 2, VOID],
-])
-PREDICTION = torch.tensor([
-    [0, 1, 1, 1],
-    [0, 2, 1, 1],
-    [2, 2, 2, 0],
-])
+TARGET = torch.tensor(
+    [
+        [0, 0, 1, 1],
+        [0, 2, 2, 1],
+        [VOID, 2, 2, VOID],
+    ]
+)
+PREDICTION = torch.tensor(
+    [
+        [0, 1, 1, 1],
+        [0, 2, 1, 1],
+        [2, 2, 2, 0],
+    ]
+)
 # Counted by hand, rows = truth, columns = prediction (the two void pixels are left out):
 #   truth 0 at (0,0) (0,1) (1,0) -> predicted 0, 1, 0
 #   truth 1 at (0,2) (0,3) (1,3) -> predicted 1, 1, 1
 #   truth 2 at (1,1) (1,2) (2,1) (2,2) -> predicted 2, 1, 2, 2
-HAND_CONFUSION = torch.tensor([
-    [2, 1, 0],
-    [0, 3, 0],
-    [0, 1, 3],
-])
+HAND_CONFUSION = torch.tensor(
+    [
+        [2, 1, 0],
+        [0, 3, 0],
+        [0, 1, 3],
+    ]
+)
 
 
 def random_case(n_classes: int, shape=(4, 17, 23), void_fraction=0.2, seed=0):
@@ -198,8 +204,16 @@ def test_scores_are_a_frozen_dataclass_with_a_flat_dict():
     with pytest.raises(dataclasses.FrozenInstanceError):
         scores.mean_jaccard = 1.0
     row = scores.as_dict()
-    assert list(row) == ["pixel_accuracy", "mean_jaccard", "jaccard_class_0", "jaccard_class_1",
-                         "jaccard_class_2", "dice_class_0", "dice_class_1", "dice_class_2"]
+    assert list(row) == [
+        "pixel_accuracy",
+        "mean_jaccard",
+        "jaccard_class_0",
+        "jaccard_class_1",
+        "jaccard_class_2",
+        "dice_class_0",
+        "dice_class_1",
+        "dice_class_2",
+    ]
     assert row["jaccard_class_1"] == pytest.approx(3 / 5)
     assert json.loads(json.dumps(row)) == row
 
@@ -340,17 +354,22 @@ def test_all_nan_logits_are_not_class_0():
 
 def test_lists_and_numpy_arrays_are_accepted():
     expected = confusion_matrix(PREDICTION, TARGET, 3, VOID)
-    for prediction, target in [(PREDICTION.tolist(), TARGET.tolist()), (PREDICTION.numpy(), TARGET.numpy()),
-                               (PREDICTION, TARGET.numpy().astype(np.uint16)), (PREDICTION.numpy(), TARGET),
-                               (tuple(PREDICTION.tolist()), TARGET.numpy().astype(np.int32))]:
+    for prediction, target in [
+        (PREDICTION.tolist(), TARGET.tolist()),
+        (PREDICTION.numpy(), TARGET.numpy()),
+        (PREDICTION, TARGET.numpy().astype(np.uint16)),
+        (PREDICTION.numpy(), TARGET),
+        (tuple(PREDICTION.tolist()), TARGET.numpy().astype(np.int32)),
+    ]:
         assert torch.equal(confusion_matrix(prediction, target, 3, VOID), expected)
         metric = ConfusionMatrix(3, VOID)
         metric.update(prediction, target)
         assert torch.equal(metric.confusion, expected)
     logits = one_hot_logits(TARGET.clamp(max=2)[None], 3)
     labels = logits.argmax(1)
-    assert torch.equal(confusion_matrix(logits.numpy(), TARGET[None].numpy(), 3, VOID),
-                       confusion_matrix(labels, TARGET[None], 3, VOID))
+    assert torch.equal(
+        confusion_matrix(logits.numpy(), TARGET[None].numpy(), 3, VOID), confusion_matrix(labels, TARGET[None], 3, VOID)
+    )
     assert PerImageJaccard(3, VOID).mean().shape == (3,)
     per_image = PerImageJaccard(3, VOID)
     per_image.update(PREDICTION.numpy(), TARGET.tolist())

@@ -41,6 +41,7 @@ def full_width_on_meta(name: str, preset: str, n_classes: int = 2) -> nn.Module:
 
 # --- sizes -----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("name", list(MODELS))
 def test_logits_have_the_input_size(name, preset):
@@ -63,8 +64,23 @@ def test_logits_have_the_input_size_at_1200():
 def test_every_size_from_32_to_1200_on_the_meta_device(name, preset):
     # The same forward code as above, run on shapes only: the crops must fit at every size.
     model = build_model(name, 2, preset=preset, width=NARROW)
-    sizes = [(32, 32), (33, 47), (47, 33), (63, 65), (97, 131), (224, 224), (287, 383), (288, 384),
-             (289, 383), (500, 574), (529, 622), (777, 1001), (1024, 1199), (1199, 1200), (1200, 1200)]
+    sizes = [
+        (32, 32),
+        (33, 47),
+        (47, 33),
+        (63, 65),
+        (97, 131),
+        (224, 224),
+        (287, 383),
+        (288, 384),
+        (289, 383),
+        (500, 574),
+        (529, 622),
+        (777, 1001),
+        (1024, 1199),
+        (1199, 1200),
+        (1200, 1200),
+    ]
     for height, width in sizes:
         assert summary(model, (height, width))[-1].output_shape == (1, 2, height, width), (height, width)
 
@@ -78,6 +94,7 @@ def test_inputs_the_model_cannot_take_are_refused_clearly():
 
 
 # --- presets ---------------------------------------------------------------------------------------------
+
 
 def test_paper_fcn8s_has_the_caffe_parameter_count():
     assert n_params(full_width_on_meta("fcn8s", "paper")) == 134_271_430
@@ -140,11 +157,14 @@ def test_original_crop_offsets_match_the_tutorial():
     assert [offsets[key][1] for key in ("score_pool4", "score_pool3", "final")] == [5, 9, 29]
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("fcn8s", {"score_pool4": (5, 5), "score_pool3": (9, 9), "final": (31, 31)}),
-    ("fcn16s", {"score_pool4": (5, 5), "final": (27, 27)}),
-    ("fcn32s", {"final": (19, 19)}),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("fcn8s", {"score_pool4": (5, 5), "score_pool3": (9, 9), "final": (31, 31)}),
+        ("fcn16s", {"score_pool4": (5, 5), "final": (27, 27)}),
+        ("fcn32s", {"final": (19, 19)}),
+    ],
+)
 def test_paper_crop_offsets_are_the_caffe_ones(name, expected):
     model = build_model(name, 2, preset="paper", width=NARROW)
     assert crop_offsets(model, (224, 224)) == expected
@@ -172,20 +192,29 @@ def test_compact_upsampling_is_bilinear_interpolation_of_the_scores():
 
 # --- width, arguments ------------------------------------------------------------------------------------
 
+
 def test_width_scales_every_channel_count():
     model = build_model("fcn8s", 2, width=0.25)
     backbone = model.backbone
-    assert [backbone.conv1_1.out_channels, backbone.conv3_1.out_channels, backbone.conv5_3.out_channels,
-            backbone.fc6.out_channels, backbone.fc7.out_channels] == [16, 64, 128, 1024, 1024]
+    assert [
+        backbone.conv1_1.out_channels,
+        backbone.conv3_1.out_channels,
+        backbone.conv5_3.out_channels,
+        backbone.fc6.out_channels,
+        backbone.fc7.out_channels,
+    ] == [16, 64, 128, 1024, 1024]
     assert model.score_fr.in_channels == 1024 and model.score_pool3.in_channels == 64
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"name": "fcn4s"}, "unknown model 'fcn4s'"),
-    ({"preset": "caffe"}, "unknown preset 'caffe'"),
-    ({"n_classes": 0}, "n_classes must be a positive integer"),
-    ({"width": 0}, "width must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "fcn4s"}, "unknown model 'fcn4s'"),
+        ({"preset": "caffe"}, "unknown preset 'caffe'"),
+        ({"n_classes": 0}, "n_classes must be a positive integer"),
+        ({"width": 0}, "width must be a positive number"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs, message):
     arguments = {"name": "fcn8s", "n_classes": 2, "preset": "paper", "width": NARROW, **kwargs}
     with pytest.raises(ValueError, match=message):
@@ -197,6 +226,7 @@ def test_build_model_accepts_spellings_of_the_name():
 
 
 # --- pretrained backbone -----------------------------------------------------------------------------------
+
 
 def test_vgg16_weights_from_a_local_file_reproduce_vgg16(tmp_path):
     from torchvision.models import vgg16
@@ -262,6 +292,7 @@ def test_bad_vgg16_weight_files_are_named(tmp_path):
 
 # --- bilinear kernel -----------------------------------------------------------------------------------------
 
+
 def test_bilinear_kernel_values():
     tent = torch.tensor([0.25, 0.75, 0.75, 0.25])
     weight = bilinear_kernel(2, 2, 4)
@@ -283,6 +314,7 @@ def test_bilinear_kernel_makes_a_transposed_convolution_interpolate(factor):
 
 
 # --- summary, FLOPs, crops ---------------------------------------------------------------------------------
+
 
 def test_summary_lists_layers_shapes_and_parameters():
     model = build_model("fcn8s", 2, preset="compact", width=NARROW)
@@ -310,8 +342,13 @@ def test_summary_of_the_full_network_at_1200_is_cheap():
 
 
 def test_count_flops_matches_a_hand_computation():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(4, 2, 4, stride=2),
-                          nn.Flatten(), nn.Linear(2 * 18 * 18, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(4, 2, 4, stride=2),
+        nn.Flatten(),
+        nn.Linear(2 * 18 * 18, 10),
+    )
     conv = 2 * (4 * 8 * 8) * (3 * 3 * 3)  # each output value: a 3 x 3 x 3 patch of products and sums
     transposed = 2 * (4 * 8 * 8) * (2 * 4 * 4)  # each input value: spread over 2 channels x 4 x 4
     linear = 2 * 10 * (2 * 18 * 18)
@@ -335,6 +372,7 @@ def test_crop_offsets_needs_an_fcn():
 
 # --- memory format and precision ------------------------------------------------------------------------------
 
+
 def test_channels_last_and_bfloat16_autocast():
     model = build_model("fcn8s", 2, preset="paper", width=NARROW).eval()
     nn.init.normal_(model.score_fr.weight, std=0.1)
@@ -342,8 +380,7 @@ def test_channels_last_and_bfloat16_autocast():
     with torch.no_grad():
         reference = model(x)
         model_cl = model.to(memory_format=torch.channels_last)
-        torch.testing.assert_close(model_cl(x.to(memory_format=torch.channels_last)), reference,
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(model_cl(x.to(memory_format=torch.channels_last)), reference, rtol=1e-4, atol=1e-5)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = model_cl(x.to(memory_format=torch.channels_last))
     assert low.shape == (1, 2, 64, 96) and low.dtype == torch.bfloat16

@@ -34,8 +34,19 @@ def run(tmp_path_factory):
     """A finished two-epoch run on 48 x 48 synthetic frames."""
     root = tmp_path_factory.mktemp("work")
     data = make_synthetic_polyps(root / "data", n_train=12, n_valid=5, n_test=4, size=(48, 64), progress=False)
-    config = TrainConfig(data=str(data), out=str(root / "run"), model="fcn8s", preset="compact", width=0.0625,
-                         crop_size=32, batch_size=4, epochs=2, lr=1e-3, progress=False, num_workers=0)
+    config = TrainConfig(
+        data=str(data),
+        out=str(root / "run"),
+        model="fcn8s",
+        preset="compact",
+        width=0.0625,
+        crop_size=32,
+        batch_size=4,
+        epochs=2,
+        lr=1e-3,
+        progress=False,
+        num_workers=0,
+    )
     train(config)
     return root / "run", data
 
@@ -47,9 +58,21 @@ def resized_runs(run, tmp_path_factory):
     root = tmp_path_factory.mktemp("resized")
     runs = {}
     for normalize in (False, True):
-        config = TrainConfig(data=str(data), out=str(root / f"normalize-{normalize}"), model="fcn8s", preset="compact",
-                             width=0.0625, resize=40, crop_size=32, batch_size=4, epochs=2, lr=1e-2,
-                             normalize=normalize, progress=False, num_workers=0)
+        config = TrainConfig(
+            data=str(data),
+            out=str(root / f"normalize-{normalize}"),
+            model="fcn8s",
+            preset="compact",
+            width=0.0625,
+            resize=40,
+            crop_size=32,
+            batch_size=4,
+            epochs=2,
+            lr=1e-2,
+            normalize=normalize,
+            progress=False,
+            num_workers=0,
+        )
         train(config)
         runs[normalize] = Path(config.out)
     return runs, data
@@ -125,8 +148,9 @@ def test_evaluate_at_another_input_size_scores_full_size_masks(run):
         confusion.update(logits.argmax(dim=1), mask[None])
         loss_sum += torch.nn.functional.cross_entropy(logits, mask[None], ignore_index=VOID, reduction="sum").item()
         pixels += int((mask != VOID).sum())
-    assert pixels == 4 * 48 * 64 - sum(int((m.as_subclass(torch.Tensor) == VOID).sum())
-                                       for _, m in get_dataset(str(data), "test", n_classes=2))
+    assert pixels == 4 * 48 * 64 - sum(
+        int((m.as_subclass(torch.Tensor) == VOID).sum()) for _, m in get_dataset(str(data), "test", n_classes=2)
+    )
     assert int(confusion.confusion.sum()) == pixels  # every full-size pixel counted once, void left out
     expected = confusion.compute()
     assert 0 < expected.jaccard[1] < 1  # both classes predicted: a wrong preprocessing would change the counts
@@ -137,8 +161,12 @@ def test_evaluate_at_another_input_size_scores_full_size_masks(run):
 
 def test_evaluate_command_prints_json(run, capsys):
     run_dir, data = run
-    assert cli.main(["evaluate", str(run_dir / "best.pt"), "--data", str(data), "--split", "test", "--json",
-                     "--no-progress"]) == 0
+    assert (
+        cli.main(
+            ["evaluate", str(run_dir / "best.pt"), "--data", str(data), "--split", "test", "--json", "--no-progress"]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert {"pixel_accuracy", "jaccard", "mean_jaccard", "per_image_jaccard", "per_image_mean_jaccard"} <= set(result)
     assert cli.main(["evaluate", str(run_dir / "missing.pt")]) == 2
@@ -165,16 +193,29 @@ def test_predict_files_and_command_write_masks_and_overlays(run, tmp_path, capsy
     Image.new("RGB", (91, 45), (200, 90, 80)).save(frames / "wide.png")
     Image.new("RGB", (33, 70), (120, 40, 40)).save(frames / "tall.jpg")
     written = predict_files(run_dir / "best.pt", [frames], tmp_path / "out", progress=False)
-    assert [(m.name, o.name) for m, o in written] == [("tall_mask.png", "tall_overlay.png"),
-                                                       ("wide_mask.png", "wide_overlay.png")]
+    assert [(m.name, o.name) for m, o in written] == [
+        ("tall_mask.png", "tall_overlay.png"),
+        ("wide_mask.png", "wide_overlay.png"),
+    ]
     out = tmp_path / "out"
     with Image.open(out / "wide_mask.png") as mask, Image.open(out / "wide_overlay.png") as over:
         assert mask.size == over.size == (91, 45) and mask.mode == "L" and over.mode == "RGB"
         model, _ = load_model(run_dir / "best.pt", "cpu")
         expected = predict(model, read_image(frames / "wide.png"))  # best.pt has no --resize: full size
         assert torch.equal(torch.from_numpy(np.asarray(mask).astype(np.int64)), expected * 255)
-    assert cli.main(["predict", str(run_dir / "best.pt"), str(frames / "wide.png"), "--out", str(tmp_path / "cli"),
-                     "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(run_dir / "best.pt"),
+                str(frames / "wide.png"),
+                "--out",
+                str(tmp_path / "cli"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "cli" / "wide_overlay.png").exists()
 
 
@@ -202,8 +243,11 @@ def test_resized_runs_score_the_best_epoch_at_full_size(resized_runs, capsys):
     for run_dir in runs.values():
         history = read_history(run_dir / "history.csv")
         assert {row["val_size"] for row in history} == {40}  # per-epoch validation at the training size, labelled
-        assert all(line.endswith("(val at 40 px)") for line in (run_dir / "train.log").read_text().splitlines()
-                   if line.startswith("EPOCH"))
+        assert all(
+            line.endswith("(val at 40 px)")
+            for line in (run_dir / "train.log").read_text().splitlines()
+            if line.startswith("EPOCH")
+        )
         for split in ("val", "test"):
             stored = json.loads((run_dir / f"{split}.json").read_text())
             stored.pop("epoch")
@@ -225,8 +269,23 @@ def test_predict_gives_the_argmax_that_scoring_counts(resized_runs, tmp_path, no
     mask_file = next((data / "test").glob(f"masks*/{Path(name).stem}.*"))
     Image.open(mask_file).point(lambda v: 255 if v else 0).save(folder / "masks" / f"{Path(name).stem}.png")
 
-    assert cli.main(["predict", str(checkpoint), str(folder / "images"), "--out", str(tmp_path / "out"),
-                     "--resize", size, "--amp", "none", "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(checkpoint),
+                str(folder / "images"),
+                "--out",
+                str(tmp_path / "out"),
+                "--resize",
+                size,
+                "--amp",
+                "none",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     with Image.open(tmp_path / "out" / f"{Path(name).stem}_mask.png") as png:
         predicted = torch.from_numpy(np.asarray(png).astype(np.int64)) // 255
@@ -238,8 +297,23 @@ def test_predict_gives_the_argmax_that_scoring_counts(resized_runs, tmp_path, no
     truth = torch.from_numpy((np.asarray(Image.open(folder / "masks" / f"{Path(name).stem}.png")) > 0).astype(np.int64))
     confusion = ConfusionMatrix(2)
     confusion.update(predicted, truth)
-    assert cli.main(["evaluate", str(checkpoint), "--data", str(folder), "--split", "all", "--resize", size,
-                     "--json", "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                str(checkpoint),
+                "--data",
+                str(folder),
+                "--split",
+                "all",
+                "--resize",
+                size,
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     scored = json.loads(capsys.readouterr().out)
     assert scored["images"] == 1 and scored["split"] == "all"
     assert scored["pixel_accuracy"] == confusion.compute().pixel_accuracy
@@ -282,8 +356,9 @@ def test_a_checkpoint_in_the_previous_format_still_loads(run, tmp_path):
     old_config = {k: v for k, v in state["config"].items() if k not in {"recipe", "val_full_size"}}
     old_config["num_workers"] = 0
     old_row = {k: v for k, v in state["scores"].items() if k != "val_size"}
-    torch.save({"model": state["model"], "config": old_config, "epoch": state["epoch"], "scores": old_row},
-               tmp_path / "old.pt")
+    torch.save(
+        {"model": state["model"], "config": old_config, "epoch": state["epoch"], "scores": old_row}, tmp_path / "old.pt"
+    )
     model, config = load_model(tmp_path / "old.pt")
     assert config.recipe is None and config.val_full_size is False and config.num_workers == 0
     new, _ = load_model(run_dir / "best.pt")
@@ -293,9 +368,11 @@ def test_a_checkpoint_in_the_previous_format_still_loads(run, tmp_path):
 
 
 def test_inference_does_not_import_the_trainer():
-    code = ("import sys, fcn_tutorial.evaluate, fcn_tutorial.predict, fcn_tutorial.scoring; "
-            "print(sorted(m for m in ('fcn_tutorial.train', 'fcn_tutorial.run', 'fcn_tutorial.engine') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, fcn_tutorial.evaluate, fcn_tutorial.predict, fcn_tutorial.scoring; "
+        "print(sorted(m for m in ('fcn_tutorial.train', 'fcn_tutorial.run', 'fcn_tutorial.engine') "
+        "if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -21,10 +21,42 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def train_command(data: Path, out: Path, epochs: int) -> list[str]:
-    return [sys.executable, "-m", "fcn_tutorial.cli", "train", "--data", str(data), "--out", str(out),
-            "--model", "fcn8s", "--preset", "compact", "--width", "0.0625", "--crop-size", "32",
-            "--hflip", "0.5", "--rotation", "10", "--batch-size", "4", "--eval-batch-size", "2",
-            "--epochs", str(epochs), "--lr", "1e-3", "--num-workers", "2", "--seed", "7", "--no-progress", "--no-test"]
+    return [
+        sys.executable,
+        "-m",
+        "fcn_tutorial.cli",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--model",
+        "fcn8s",
+        "--preset",
+        "compact",
+        "--width",
+        "0.0625",
+        "--crop-size",
+        "32",
+        "--hflip",
+        "0.5",
+        "--rotation",
+        "10",
+        "--batch-size",
+        "4",
+        "--eval-batch-size",
+        "2",
+        "--epochs",
+        str(epochs),
+        "--lr",
+        "1e-3",
+        "--num-workers",
+        "2",
+        "--seed",
+        "7",
+        "--no-progress",
+        "--no-test",
+    ]
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess:
@@ -45,8 +77,13 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     driver = [sys.executable, str(REPO / "tests" / "_sigkill_driver.py"), str(marker), "2"]
     errors = tmp_path / "killed-stderr.txt"
     with open(errors, "w") as stderr:
-        process = subprocess.Popen(driver + train_command(data, killed_run, epochs)[3:], cwd=REPO, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(
+            driver + train_command(data, killed_run, epochs)[3:],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     deadline = time.monotonic() + 180
     while not marker.exists():
         if process.poll() is not None:

@@ -29,8 +29,21 @@ def synthetic_root(tmp_path_factory):
 
 def tiny_config(root, out, **options) -> TrainConfig:
     """A network and data small enough for a few epochs in about a second."""
-    values = dict(data=str(root), out=str(out), model="fcn8s", preset="compact", width=0.0625, crop_size=32,
-                  batch_size=4, eval_batch_size=2, epochs=2, lr=1e-3, progress=False, seed=0, num_workers=0)
+    values = dict(
+        data=str(root),
+        out=str(out),
+        model="fcn8s",
+        preset="compact",
+        width=0.0625,
+        crop_size=32,
+        batch_size=4,
+        eval_batch_size=2,
+        epochs=2,
+        lr=1e-3,
+        progress=False,
+        seed=0,
+        num_workers=0,
+    )
     values.update(options)
     return TrainConfig(**values)
 
@@ -42,8 +55,14 @@ def without_seconds(history):
 @pytest.fixture(scope="module")
 def finished_run(synthetic_root, tmp_path_factory):
     """A three-epoch run with augmentation and a cosine schedule: (config, history)."""
-    config = tiny_config(synthetic_root, tmp_path_factory.mktemp("runs") / "straight", epochs=3, schedule="cosine",
-                         rotation=10, vflip=0.5)
+    config = tiny_config(
+        synthetic_root,
+        tmp_path_factory.mktemp("runs") / "straight",
+        epochs=3,
+        schedule="cosine",
+        rotation=10,
+        vflip=0.5,
+    )
     return config, train(config)
 
 
@@ -51,20 +70,38 @@ def test_a_run_folder_holds_everything(finished_run):
     config, history = finished_run
     run = Path(config.out)
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["config.json", "history.csv", "curves.png", "train.log", "best.pt", "last.pt", "val.json", "test.json"])
+        ["config.json", "history.csv", "curves.png", "train.log", "best.pt", "last.pt", "val.json", "test.json"]
+    )
     assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())) == config
     assert read_history(run / "history.csv") == history and len(history) == 3
-    assert list(history[0]) == ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", "val_jaccard_0",
-                                "val_jaccard_1", "val_jaccard_mean", "val_size", "seconds"]
+    assert list(history[0]) == [
+        "epoch",
+        "lr",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_jaccard_0",
+        "val_jaccard_1",
+        "val_jaccard_mean",
+        "val_size",
+        "seconds",
+    ]
     assert all(row["val_size"] == 0 for row in history)  # no --resize: validation at full size
     assert history[2]["lr"] < history[1]["lr"] < history[0]["lr"]  # cosine schedule
     log = (run / "train.log").read_text()
-    epoch_lines = re.findall(r"^EPOCH \d+: Avg epoch training cost train [\d.]+, cost val [\d.]+, acc val [\d.]+, "
-                             r"jacc val class 0 [\d.]+, jacc val class 1 [\d.]+, jacc val [\d.]+ took [\d.]+ s$",
-                             log, re.M)
+    epoch_lines = re.findall(
+        r"^EPOCH \d+: Avg epoch training cost train [\d.]+, cost val [\d.]+, acc val [\d.]+, "
+        r"jacc val class 0 [\d.]+, jacc val class 1 [\d.]+, jacc val [\d.]+ took [\d.]+ s$",
+        log,
+        re.M,
+    )
     assert len(epoch_lines) == 3
-    assert re.search(r"^FINAL MODEL: err test [\d.]+, acc test [\d.]+, jacc test class 0 [\d.]+, "
-                     r"jacc test class 1 [\d.]+, jacc test [\d.]+$", log, re.M)
+    assert re.search(
+        r"^FINAL MODEL: err test [\d.]+, acc test [\d.]+, jacc test class 0 [\d.]+, "
+        r"jacc test class 1 [\d.]+, jacc test [\d.]+$",
+        log,
+        re.M,
+    )
     last = load_checkpoint(run / "last.pt")  # weights_only=True: only tensors and plain values
     assert last["epoch"] == 3 and set(last) >= {"model", "optimizer", "scheduler", "rng", "history", "config"}
     best = load_checkpoint(run / "best.pt")
@@ -136,8 +173,19 @@ def test_a_finished_run_is_never_overwritten(finished_run):
 
 
 def test_cache_and_channels_last_and_class_weights(synthetic_root, tmp_path):
-    config = tiny_config(synthetic_root, tmp_path / "run", cache=True, resize=40, channels_last=True,
-                         class_weights=[0.5, 2.0], monitor="1", n_train=8, n_eval=3, epochs=1, test=False)
+    config = tiny_config(
+        synthetic_root,
+        tmp_path / "run",
+        cache=True,
+        resize=40,
+        channels_last=True,
+        class_weights=[0.5, 2.0],
+        monitor="1",
+        n_train=8,
+        n_eval=3,
+        epochs=1,
+        test=False,
+    )
     history = train(config)
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
     assert load_checkpoint(tmp_path / "run" / "best.pt")["config"] == dataclasses.asdict(config)

@@ -106,8 +106,27 @@ def test_config_round_trips_through_json_and_the_original_recipe_sets_its_option
 
 def test_cli_options_map_onto_the_config():
     args = cli.build_parser().parse_args(
-        ["train", "--data", "synthetic", "--model", "fcn8s", "--preset", "compact", "--width", "0.25",
-         "--epochs", "3", "--out", "runs/a", "--scale", "0.75", "1.25", "--time-limit", "30", "--no-progress"]
+        [
+            "train",
+            "--data",
+            "synthetic",
+            "--model",
+            "fcn8s",
+            "--preset",
+            "compact",
+            "--width",
+            "0.25",
+            "--epochs",
+            "3",
+            "--out",
+            "runs/a",
+            "--scale",
+            "0.75",
+            "1.25",
+            "--time-limit",
+            "30",
+            "--no-progress",
+        ]
     )
     config, resume = config_from_args(args)
     assert not resume
@@ -125,8 +144,16 @@ def test_epoch_seeds_differ_per_epoch_and_rank():
 
 
 def test_log_line_matches_the_original_tutorial():
-    row = {"epoch": 7, "train_loss": 0.5, "val_loss": 0.25, "val_accuracy": 0.9, "val_jaccard_0": 0.8,
-           "val_jaccard_1": 0.4, "val_jaccard_mean": 0.6, "seconds": 56.0}
+    row = {
+        "epoch": 7,
+        "train_loss": 0.5,
+        "val_loss": 0.25,
+        "val_accuracy": 0.9,
+        "val_jaccard_0": 0.8,
+        "val_jaccard_1": 0.4,
+        "val_jaccard_mean": 0.6,
+        "seconds": 56.0,
+    }
     assert epoch_line(row, 2) == (
         "EPOCH 7: Avg epoch training cost train 0.500000, cost val 0.250000, acc val 0.900000, "
         "jacc val class 0 0.800000, jacc val class 1 0.400000, jacc val 0.600000 took 56.000000 s"
@@ -134,9 +161,20 @@ def test_log_line_matches_the_original_tutorial():
 
 
 def test_history_csv_round_trip_and_curves(tmp_path):
-    history = [{"epoch": e, "lr": 1e-4, "train_loss": 1 / e, "val_loss": 1.1 / e, "val_accuracy": 0.9,
-                "val_jaccard_0": 0.9, "val_jaccard_1": 0.1 * e, "val_jaccard_mean": 0.5 + 0.05 * e,
-                "seconds": 1.5} for e in range(1, 4)]
+    history = [
+        {
+            "epoch": e,
+            "lr": 1e-4,
+            "train_loss": 1 / e,
+            "val_loss": 1.1 / e,
+            "val_accuracy": 0.9,
+            "val_jaccard_0": 0.9,
+            "val_jaccard_1": 0.1 * e,
+            "val_jaccard_mean": 0.5 + 0.05 * e,
+            "seconds": 1.5,
+        }
+        for e in range(1, 4)
+    ]
     write_history(history, tmp_path / "history.csv")
     assert read_history(tmp_path / "history.csv") == history  # floats round-trip exactly
     plot_history(history, tmp_path / "curves.png")
@@ -153,13 +191,15 @@ def test_shard_sampler_counts_every_item_once():
 
 
 def test_the_original_preset_on_the_command_line_and_resume_rules(tmp_path):
-    args = cli.build_parser().parse_args(["train", "--data", "polyps912", "--out", str(tmp_path / "run"),
-                                          "--preset", "original", "--epochs", "2"])
+    args = cli.build_parser().parse_args(
+        ["train", "--data", "polyps912", "--out", str(tmp_path / "run"), "--preset", "original", "--epochs", "2"]
+    )
     config, _ = config_from_args(args)
     assert (config.preset, config.hflip, config.lr, config.batch_size, config.epochs) == ("original", 1.0, 1e-4, 10, 2)
     assert config.recipe == "original"
-    args = cli.build_parser().parse_args(["train", "--data", "polyps912", "--out", str(tmp_path / "run"),
-                                          "--recipe", "original", "--preset", "compact"])
+    args = cli.build_parser().parse_args(
+        ["train", "--data", "polyps912", "--out", str(tmp_path / "run"), "--recipe", "original", "--preset", "compact"]
+    )
     config, _ = config_from_args(args)
     assert (config.preset, config.hflip, config.batch_size) == ("compact", 1.0, 10)  # the recipe, another network
     run = tmp_path / "cosine"
@@ -174,8 +214,9 @@ def test_the_original_preset_on_the_command_line_and_resume_rules(tmp_path):
 
 
 def test_batch_norm_on_the_command_line_builds_a_vgg16_bn_backbone():
-    args = cli.build_parser().parse_args(["train", "--data", "synthetic", "--out", "unused", "--preset", "compact",
-                                          "--width", "0.0625", "--batch-norm"])
+    args = cli.build_parser().parse_args(
+        ["train", "--data", "synthetic", "--out", "unused", "--preset", "compact", "--width", "0.0625", "--batch-norm"]
+    )
     config, _ = config_from_args(args)
     assert config.batch_norm is True
     model = build_model_for(config)
@@ -195,13 +236,16 @@ def test_every_config_field_is_a_command_line_option_with_its_help():
     assert "deterministic" not in options  # cli=False
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (["--width", "inf"], r"--width must be in \(0, 4\], got inf"),
-    (["--resize", "0"], r"--resize must be in \[1, 8192\], got 0"),
-    (["--n-train", "-2"], r"--n-train must be"),
-    (["--class-weights", "1"], "one weight per class"),
-    (["--monitor", "7"], "--monitor must be"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--width", "inf"], r"--width must be in \(0, 4\], got inf"),
+        (["--resize", "0"], r"--resize must be in \[1, 8192\], got 0"),
+        (["--n-train", "-2"], r"--n-train must be"),
+        (["--class-weights", "1"], "one weight per class"),
+        (["--monitor", "7"], "--monitor must be"),
+    ],
+)
 def test_options_out_of_range_are_one_line_errors(arguments, message, capsys):
     assert cli.main(["train", "--data", "synthetic", "--out", "never-written", *arguments]) == 2
     err = capsys.readouterr().err

@@ -23,7 +23,7 @@ def pair(seed: int, height: int = 24, width: int = 32) -> tuple[torch.Tensor, to
     generator = torch.Generator().manual_seed(seed)
     image = torch.rand(3, height, width, generator=generator)
     mask = torch.zeros(height, width, dtype=torch.int64)
-    mask[4 + seed:14 + seed, 6:20] = 1
+    mask[4 + seed : 14 + seed, 6:20] = 1
     mask[0] = VOID
     return image, mask
 
@@ -35,6 +35,7 @@ def _close_figures():
 
 
 # --- plotting ---------------------------------------------------------------------------------------
+
 
 def test_overlay_paints_polyp_void_and_keeps_background():
     image, mask = pair(0)
@@ -87,6 +88,7 @@ def test_figures_have_one_panel_per_image_and_model():
 
 # --- DataBrowser ------------------------------------------------------------------------------------
 
+
 def test_data_browser_slider_changes_the_picture():
     browser = DataBrowser([pair(seed) for seed in range(4)])
     browser.widget()
@@ -124,6 +126,7 @@ def test_data_browser_static_figure():
 
 # --- PredictionViewer -------------------------------------------------------------------------------
 
+
 def test_prediction_viewer_controls_change_the_view():
     pairs = [pair(seed) for seed in range(3)]
     images, masks = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -155,6 +158,7 @@ def test_prediction_viewer_rejects_mismatched_lengths():
 
 # --- ArchitectureExplorer ---------------------------------------------------------------------------
 
+
 def test_architecture_explorer_recomputes_shapes_and_offsets():
     explorer = ArchitectureExplorer("fcn8s", preset="original", width=0.125)
     explorer.widget()
@@ -179,8 +183,18 @@ def test_architecture_explorer_at_full_width_is_cheap_and_renders_html():
 # --- ipywidgets 7.7 (Colab) and 8 -------------------------------------------------------------------
 
 # The controls the views may use: each is in ipywidgets 7.7 and 8 with the same import path and traits.
-COMMON_TO_7_AND_8 = {"VBox", "HBox", "IntSlider", "FloatSlider", "ToggleButtons", "Dropdown", "Image", "Label",
-                     "BoundedIntText", "HTML"}
+COMMON_TO_7_AND_8 = {
+    "VBox",
+    "HBox",
+    "IntSlider",
+    "FloatSlider",
+    "ToggleButtons",
+    "Dropdown",
+    "Image",
+    "Label",
+    "BoundedIntText",
+    "HTML",
+}
 
 
 def widget_tree(root) -> list:
@@ -189,8 +203,11 @@ def widget_tree(root) -> list:
 
 def test_views_use_only_widgets_that_ipywidgets_7_and_8_share():
     pairs = [pair(seed) for seed in range(2)]
-    views = [DataBrowser(pairs), PredictionViewer([p[0] for p in pairs], [p[1] for p in pairs], [p[1] for p in pairs]),
-             ArchitectureExplorer("fcn32s", width=0.125)]
+    views = [
+        DataBrowser(pairs),
+        PredictionViewer([p[0] for p in pairs], [p[1] for p in pairs], [p[1] for p in pairs]),
+        ArchitectureExplorer("fcn32s", width=0.125),
+    ]
     used = {type(widget).__name__ for view in views for widget in widget_tree(view.widget())}
     assert used <= COMMON_TO_7_AND_8, f"{sorted(used - COMMON_TO_7_AND_8)} may be missing from ipywidgets 7.7 (Colab)"
     assert {"IntSlider", "Image", "BoundedIntText", "HTML"} <= used

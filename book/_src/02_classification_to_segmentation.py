@@ -191,7 +191,8 @@ with torch.no_grad():
         x = layer(x)
         if isinstance(layer, nn.MaxPool2d):
             stride = image.shape[-1] // x.shape[-1]
-            print(f"after a pooling layer: {x.shape[1]:3d} channels, {x.shape[2]:3d} x {x.shape[3]:3d}  (1/{stride} of the input)")
+            print(f"after a pooling layer: {x.shape[1]:3d} channels, {x.shape[2]:3d} x {x.shape[3]:3d}  "
+                  f"(1/{stride} of the input)")
 
 # %% [markdown]
 # After five poolings the map is 32 times smaller in each direction: 9 x 12 positions, each with 512

@@ -50,14 +50,16 @@ class FolderReport:
         sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(5))
         more = f" and {len(self.sizes) - 5} more" if len(self.sizes) > 5 else ""
         fractions = np.array(self.polyp_fractions) * 100
-        return "\n".join([
-            f"{display_path(self.path)}: {total} image/mask pairs, no problems (layout: {self.layout})",
-            f"  pairs:      {groups}",
-            f"  sizes:      {sizes}{more}",
-            f"  polyp area: mean {fractions.mean():.1f}%, median {np.median(fractions):.1f}%, "
-            f"min {fractions.min():.1f}%, max {fractions.max():.1f}% of the non-void pixels; "
-            f"{int((fractions == 0).sum())} frames without polyp",
-        ])
+        return "\n".join(
+            [
+                f"{display_path(self.path)}: {total} image/mask pairs, no problems (layout: {self.layout})",
+                f"  pairs:      {groups}",
+                f"  sizes:      {sizes}{more}",
+                f"  polyp area: mean {fractions.mean():.1f}%, median {np.median(fractions):.1f}%, "
+                f"min {fractions.min():.1f}%, max {fractions.max():.1f}% of the non-void pixels; "
+                f"{int((fractions == 0).sum())} frames without polyp",
+            ]
+        )
 
 
 def _groups(path: Path, layout: str, n_classes: int) -> list[tuple[str, Path, Path]]:
@@ -65,12 +67,19 @@ def _groups(path: Path, layout: str, n_classes: int) -> list[tuple[str, Path, Pa
     if layout == "images-masks":
         return [("all", path / "images", path / "masks")]
     masks = f"masks{n_classes}" if layout == "cvc912" else "masks"
-    return [(split.name, split / "images", split / masks) for split in sorted(path.iterdir())
-            if (split / "images").is_dir()]
+    return [
+        (split.name, split / "images", split / masks) for split in sorted(path.iterdir()) if (split / "images").is_dir()
+    ]
 
 
-def check_folder(path: str | os.PathLike, *, value_to_class: dict[int, int] | None = None,
-                 threshold: int | None = None, n_classes: int = 2, progress: bool | None = None) -> FolderReport:
+def check_folder(
+    path: str | os.PathLike,
+    *,
+    value_to_class: dict[int, int] | None = None,
+    threshold: int | None = None,
+    n_classes: int = 2,
+    progress: bool | None = None,
+) -> FolderReport:
     """Check every pair of the data folder ``path`` and return a :class:`FolderReport`.
 
     Masks are decoded as the data sets do: CVC-912's ``masks2`` with 0, 1 and 2 (void); other
@@ -84,22 +93,29 @@ def check_folder(path: str | os.PathLike, *, value_to_class: dict[int, int] | No
     layout = detect_layout(path)
     report = FolderReport(path, layout)
     if layout is None:
-        report.problems.append(f"{display_path(path)} has no known layout: expected images/ + masks/, train/images/ + "
-                               f"train/masks/, or CVC-912's train/images/ + train/masks2/")
+        report.problems.append(
+            f"{display_path(path)} has no known layout: expected images/ + masks/, train/images/ + "
+            f"train/masks/, or CVC-912's train/images/ + train/masks2/"
+        )
         return report
     for group, images_dir, masks_dir in _groups(path, layout, n_classes):
         pairs, problems = find_pairs(images_dir, masks_dir)
         report.problems += problems
         if layout == "cvc912":
             lookup = mask_lookup({**{value: value for value in range(n_classes)}, n_classes: VOID})
-        elif threshold is None and value_to_class is None and pairs and all(
-                mask.suffix.lower() in _JPEG_SUFFIXES for _, _, mask in pairs):
+        elif (
+            threshold is None
+            and value_to_class is None
+            and pairs
+            and all(mask.suffix.lower() in _JPEG_SUFFIXES for _, _, mask in pairs)
+        ):
             lookup = mask_lookup(threshold=128)
         else:
             lookup = mask_lookup(value_to_class, threshold)
         good = 0
-        for _, image_path, mask_path in tqdm(pairs, desc=f"checking {group}", unit="pair",
-                                             disable=None if progress is None else not progress):
+        for _, image_path, mask_path in tqdm(
+            pairs, desc=f"checking {group}", unit="pair", disable=None if progress is None else not progress
+        ):
             try:
                 image = read_image(image_path)
                 mask = read_mask(mask_path, lookup, size=tuple(image.shape[-2:]), image_path=image_path)

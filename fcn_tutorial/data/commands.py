@@ -10,14 +10,20 @@ __all__ = ["register"]
 def register(subparsers) -> None:
     """Add ``data check``, ``data synthetic`` and ``data download`` to the ``fcn-tutorial`` parser."""
     parser = subparsers.add_parser(
-        "data", help="check, generate or download polyp data",
-        description="Check a data folder, generate the synthetic set, or download a data set.")
+        "data",
+        help="check, generate or download polyp data",
+        description="Check a data folder, generate the synthetic set, or download a data set.",
+    )
     commands = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     check = commands.add_parser("check", help="report every problem of a data folder (exit code 1 if any)")
     check.add_argument("path", help="a folder: images/ + masks/, train/images/ + train/masks/, or CVC-912's layout")
-    check.add_argument("--threshold", type=int, default=None,
-                       help="mask values >= this are polyp (default: 128 for JPEG masks, else exact 0/255)")
+    check.add_argument(
+        "--threshold",
+        type=int,
+        default=None,
+        help="mask values >= this are polyp (default: 128 for JPEG masks, else exact 0/255)",
+    )
     check.add_argument("--classes", type=int, default=2, help="CVC-912 only: read masks2/, masks3/ or masks4/")
     check.set_defaults(func=run_check)
 
@@ -32,12 +38,18 @@ def register(subparsers) -> None:
 
     download = commands.add_parser("download", help="download kvasir-seg or polyps912 (CVC-912)")
     download.add_argument("name", choices=["kvasir-seg", "polyps912"])
-    download.add_argument("--root", default=None, help="where to put it (default: <data>/<name>, <data> being "
-                                                       "$FCN_TUTORIAL_DATA or ~/.cache/fcn-tutorial)")
+    download.add_argument(
+        "--root",
+        default=None,
+        help="where to put it (default: <data>/<name>, <data> being $FCN_TUTORIAL_DATA or ~/.cache/fcn-tutorial)",
+    )
     download.add_argument("--url", default=None, help="kvasir-seg: the archive's address (default: the official one)")
     download.add_argument("--sha256", default=None, help="kvasir-seg: the archive's expected sha256")
-    download.add_argument("--gdrive-id", default=None,
-                          help="polyps912: the Google Drive id of polyps_split7.zip (default: the 2017 tutorial's)")
+    download.add_argument(
+        "--gdrive-id",
+        default=None,
+        help="polyps912: the Google Drive id of polyps_split7.zip (default: the 2017 tutorial's)",
+    )
     download.set_defaults(func=run_download)
 
 

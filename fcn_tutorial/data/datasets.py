@@ -107,8 +107,13 @@ def mask_lookup(value_to_class: Mapping[int, int] | None = None, threshold: int 
     return table
 
 
-def read_mask(path: str | os.PathLike, lookup: torch.Tensor, *, size: tuple[int, int] | None = None,
-              image_path: str | os.PathLike | None = None) -> tv_tensors.Mask:
+def read_mask(
+    path: str | os.PathLike,
+    lookup: torch.Tensor,
+    *,
+    size: tuple[int, int] | None = None,
+    image_path: str | os.PathLike | None = None,
+) -> tv_tensors.Mask:
     """A mask file as an ``int64`` ``H x W`` tensor of class indices and :data:`VOID`.
 
     ``lookup`` comes from :func:`mask_lookup`. ``size`` (height, width) is its image's size: a mask of
@@ -118,16 +123,19 @@ def read_mask(path: str | os.PathLike, lookup: torch.Tensor, *, size: tuple[int,
     if size is not None and tuple(raw.shape) != tuple(size):
         (height, width), (image_height, image_width) = raw.shape, size
         image = f" {display_path(image_path)}" if image_path is not None else ""
-        raise ValueError(f"mask {display_path(path)} is {width}x{height} but its image{image} is "
-                         f"{image_width}x{image_height}")
+        raise ValueError(
+            f"mask {display_path(path)} is {width}x{height} but its image{image} is {image_width}x{image_height}"
+        )
     values = torch.from_numpy(raw.astype(np.int64))
     in_table = (values >= 0) & (values < len(lookup))  # 16-bit masks may hold values beyond the 8-bit table
     mask = torch.where(in_table, lookup[values.clamp(0, len(lookup) - 1)], -1)
     if (mask < 0).any():
         unexpected = values[mask < 0].unique()
         expected = (lookup >= 0).nonzero().flatten()
-        raise ValueError(f"mask {display_path(path)} has values {_short_list(unexpected.tolist())} outside the "
-                         f"mapping (expected {_short_list(expected.tolist())})")
+        raise ValueError(
+            f"mask {display_path(path)} has values {_short_list(unexpected.tolist())} outside the "
+            f"mapping (expected {_short_list(expected.tolist())})"
+        )
     return tv_tensors.Mask(mask)
 
 
@@ -135,8 +143,12 @@ def read_mask(path: str | os.PathLike, lookup: torch.Tensor, *, size: tuple[int,
 # Pairing files
 
 
-def find_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, *, mask_suffix: str | None = None,
-               ) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+def find_pairs(
+    images_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    *,
+    mask_suffix: str | None = None,
+) -> tuple[list[tuple[str, Path, Path]], list[str]]:
     """Pair the files of two folders by name stem: ``(name, image_path, mask_path)`` sorted by name.
 
     Returns the pairs and a list of problems (a missing folder, no images, an image without a mask, a
@@ -144,8 +156,9 @@ def find_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, *, m
     ``mask_suffix`` is added to an image's stem to name its mask (``"_mask"``: ``x.jpg`` <-> ``x_mask.png``).
     """
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
-    problems = [f"folder {display_path(folder)} does not exist" for folder in (images_dir, masks_dir)
-                if not folder.is_dir()]
+    problems = [
+        f"folder {display_path(folder)} does not exist" for folder in (images_dir, masks_dir) if not folder.is_dir()
+    ]
     if problems:
         return [], problems
     images, image_problems = _files_by_stem(images_dir, "image")
@@ -175,8 +188,10 @@ def _files_by_stem(folder: Path, kind: str) -> tuple[dict[str, Path], list[str]]
         if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             continue
         if path.stem in files:
-            problems.append(f"two {kind}s named {display_path(path.stem)!r} in {display_path(folder)}: "
-                            f"{display_path(files[path.stem].name)} and {display_path(path.name)}")
+            problems.append(
+                f"two {kind}s named {display_path(path.stem)!r} in {display_path(folder)}: "
+                f"{display_path(files[path.stem].name)} and {display_path(path.name)}"
+            )
             continue
         files[path.stem] = path
     return files, problems
@@ -207,8 +222,15 @@ class SegmentationPairs(Dataset):
     ``dataset.raw(i)`` the pair as decoded from disk.
     """
 
-    def __init__(self, pairs: Iterable[tuple[str, Path, Path]], *, lookup: torch.Tensor,
-                 class_names: tuple[str, ...], transform: Callable | None = None, root: Path | None = None):
+    def __init__(
+        self,
+        pairs: Iterable[tuple[str, Path, Path]],
+        *,
+        lookup: torch.Tensor,
+        class_names: tuple[str, ...],
+        transform: Callable | None = None,
+        root: Path | None = None,
+    ):
         pairs = list(pairs)
         self.names = [name for name, _, _ in pairs]
         self.image_paths = [Path(image) for _, image, _ in pairs]
@@ -228,8 +250,9 @@ class SegmentationPairs(Dataset):
     def raw(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
         """The pair ``index`` as decoded from disk, without the transform."""
         image = read_image(self.image_paths[index])
-        mask = read_mask(self.mask_paths[index], self.lookup, size=tuple(image.shape[-2:]),
-                         image_path=self.image_paths[index])
+        mask = read_mask(
+            self.mask_paths[index], self.lookup, size=tuple(image.shape[-2:]), image_path=self.image_paths[index]
+        )
         return image, mask
 
     def __getitem__(self, index: int):
@@ -249,7 +272,8 @@ def _check_pairs(pairs, problems, what: str):
     if problems:
         shown = problems[:10] + ([f"... and {len(problems) - 10} more problems"] if len(problems) > 10 else [])
         raise (FileNotFoundError if "does not exist" in problems[0] else ValueError)(
-            f"{what}: " + "; ".join(shown) + " (run `fcn-tutorial data check` to list every problem)")
+            f"{what}: " + "; ".join(shown) + " (run `fcn-tutorial data check` to list every problem)"
+        )
     return pairs
 
 
@@ -266,10 +290,19 @@ class SegmentationFolder(SegmentationPairs):
     are an error, as are an image without a mask and a mask without an image.
     """
 
-    def __init__(self, images_dir: str | os.PathLike, masks_dir: str | os.PathLike | None = None, *,
-                 value_to_class: Mapping[int, int] | None = None, n_classes: int = 2, threshold: int | None = None,
-                 transform: Callable | None = None, mask_suffix: str | None = None, split: str | None = None,
-                 class_names: tuple[str, ...] | None = None):
+    def __init__(
+        self,
+        images_dir: str | os.PathLike,
+        masks_dir: str | os.PathLike | None = None,
+        *,
+        value_to_class: Mapping[int, int] | None = None,
+        n_classes: int = 2,
+        threshold: int | None = None,
+        transform: Callable | None = None,
+        mask_suffix: str | None = None,
+        split: str | None = None,
+        class_names: tuple[str, ...] | None = None,
+    ):
         images_dir = Path(images_dir)
         if masks_dir is None:
             images_dir, masks_dir = images_dir / "images", images_dir / "masks"
@@ -279,12 +312,20 @@ class SegmentationFolder(SegmentationPairs):
         if split is not None:
             split = canonical_split(split)
             pairs = [pair for pair in pairs if hash_split(pair[0]) == split]
-        if threshold is None and value_to_class is None and all(
-                mask.suffix.lower() in _JPEG_SUFFIXES for _, _, mask in pairs):
+        if (
+            threshold is None
+            and value_to_class is None
+            and all(mask.suffix.lower() in _JPEG_SUFFIXES for _, _, mask in pairs)
+        ):
             threshold = 128
         self.images_dir, self.masks_dir, self.split = images_dir, masks_dir, split
-        super().__init__(pairs, lookup=mask_lookup(value_to_class, threshold), transform=transform,
-                         class_names=class_names or _class_names(n_classes), root=images_dir.parent)
+        super().__init__(
+            pairs,
+            lookup=mask_lookup(value_to_class, threshold),
+            transform=transform,
+            class_names=class_names or _class_names(n_classes),
+            root=images_dir.parent,
+        )
 
 
 class KvasirSEG(SegmentationFolder):
@@ -307,8 +348,15 @@ class KvasirSEG(SegmentationFolder):
     with a citation of the paper; commercial use needs the authors' permission.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, split: str = "train", download: bool = False,
-                 transform: Callable | None = None, *, split_dir: str | os.PathLike | bool | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        split: str = "train",
+        download: bool = False,
+        transform: Callable | None = None,
+        *,
+        split_dir: str | os.PathLike | bool | None = None,
+    ):
         root = Path(root) if root is not None else data_home() / "kvasir-seg"
         split = canonical_split(split)
         if not (root / "images").is_dir() or not (root / "masks").is_dir():
@@ -317,7 +365,8 @@ class KvasirSEG(SegmentationFolder):
                     f"Kvasir-SEG not found: {root} has no images/ and masks/ folders. Pass download=True "
                     f"(or run `fcn-tutorial data download kvasir-seg`), or download "
                     f"https://datasets.simula.no/downloads/kvasir-seg.zip yourself and unpack it so that "
-                    f"{root}/images and {root}/masks hold the .jpg files")
+                    f"{root}/images and {root}/masks hold the .jpg files"
+                )
             download_kvasir_seg(root)
         super().__init__(root / "images", root / "masks", threshold=128, transform=transform, split=split)
         if split_dir is not False:
@@ -331,9 +380,11 @@ class KvasirSEG(SegmentationFolder):
             self.split_dir.mkdir(parents=True, exist_ok=True)
             for split in SPLITS:
                 ids = [name for name in names if hash_split(name) == split]
-                text = (f"# Kvasir-SEG {split} split: {len(ids)} ids of {display_path(root)}, one per line, "
-                        f"sorted.\n# Rule: sha256(id) mod 1000 < 800 train, < 900 val, else test "
-                        f"(fcn_tutorial.data.hash_split).\n" + "".join(f"{name}\n" for name in ids))
+                text = (
+                    f"# Kvasir-SEG {split} split: {len(ids)} ids of {display_path(root)}, one per line, "
+                    f"sorted.\n# Rule: sha256(id) mod 1000 < 800 train, < 900 val, else test "
+                    f"(fcn_tutorial.data.hash_split).\n" + "".join(f"{name}\n" for name in ids)
+                )
                 data = text.encode("utf-8", "surrogateescape")  # ids are file names, whatever their bytes
                 path = self.split_dir / f"{split}.txt"
                 if not path.exists() or path.read_bytes() != data:
@@ -371,21 +422,28 @@ class Polyps912(SegmentationPairs):
     unzip it, and move the folder that holds ``train/``, ``valid/`` and ``test/`` to ``root``.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, split: str = "train", n_classes: int = 2,
-                 transform: Callable | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        split: str = "train",
+        n_classes: int = 2,
+        transform: Callable | None = None,
+    ):
         root = Path(root) if root is not None else data_home() / "polyps912"
         if n_classes not in _POLYPS912_CLASSES:
             raise ValueError(f"CVC-912 has masks for 2, 3 or 4 classes (masks2/, masks3/, masks4/), not {n_classes}")
         folder = "valid" if canonical_split(split) == "val" else canonical_split(split)
         if not (root / folder / "images").is_dir():
-            raise FileNotFoundError(f"CVC-912 not found: {root / folder / 'images'} does not exist. "
-                                    + polyps912_instructions(root))
+            raise FileNotFoundError(
+                f"CVC-912 not found: {root / folder / 'images'} does not exist. " + polyps912_instructions(root)
+            )
         pairs, problems = find_pairs(root / folder / "images", root / folder / f"masks{n_classes}")
         _check_pairs(pairs, problems, f"CVC-912 {folder} split in {root}")
         lookup = mask_lookup({**{value: value for value in range(n_classes)}, n_classes: VOID})
         self.split = folder
-        super().__init__(pairs, lookup=lookup, class_names=_POLYPS912_CLASSES[n_classes], transform=transform,
-                         root=root)
+        super().__init__(
+            pairs, lookup=lookup, class_names=_POLYPS912_CLASSES[n_classes], transform=transform, root=root
+        )
 
 
 def _class_names(n_classes: int) -> tuple[str, ...]:

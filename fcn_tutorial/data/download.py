@@ -85,8 +85,15 @@ def cache_home() -> Path:
 # Downloading one file
 
 
-def download_file(url: str, path: str | os.PathLike, *, sha256: str | None = None, progress: bool | None = True,
-                  timeout: float = 60.0, chunk_size: int = 1 << 20) -> Path:
+def download_file(
+    url: str,
+    path: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    progress: bool | None = True,
+    timeout: float = 60.0,
+    chunk_size: int = 1 << 20,
+) -> Path:
     """Download ``url`` to ``path`` atomically: all of it, verified, or nothing.
 
     Only ``https://`` addresses are fetched (plain ``http://`` only from the loopback interface, for
@@ -107,8 +114,14 @@ def download_file(url: str, path: str | os.PathLike, *, sha256: str | None = Non
             total = response.length  # Content-Length, or None
             shown = PurePosixPath(urllib.parse.urlsplit(url).path).name or path.name
             received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {shown}",
-                      disable=_disabled(progress)) as bar:
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"downloading {shown}",
+                disable=_disabled(progress),
+            ) as bar:
                 try:
                     while chunk := response.read(chunk_size):
                         file.write(chunk)
@@ -231,8 +244,13 @@ def check_pairs_archive(archive: str | os.PathLike, *, images: str = "images", m
     return len(image_keys)
 
 
-def extract_zip(archive: str | os.PathLike, target: str | os.PathLike, *, max_unpacked: int | None = None,
-                max_ratio: float | None = None) -> Path:
+def extract_zip(
+    archive: str | os.PathLike,
+    target: str | os.PathLike,
+    *,
+    max_unpacked: int | None = None,
+    max_ratio: float | None = None,
+) -> Path:
     """Unpack ``archive`` into the new folder ``target``, refusing unsafe members and zip bombs.
 
     Every member must stay inside ``target`` (no absolute path, no ``..``, no drive letter) and be a
@@ -276,12 +294,15 @@ def archive_limits() -> tuple[int, float]:
 
     ``$FCN_TUTORIAL_MAX_UNPACKED`` bytes (default 4 GB) and ``$FCN_TUTORIAL_MAX_ZIP_RATIO`` (default 100).
     """
-    return (int(_positive_env(MAX_UNPACKED_ENV, DEFAULT_MAX_UNPACKED, whole=True)),
-            _positive_env(MAX_RATIO_ENV, DEFAULT_MAX_RATIO, whole=False))
+    return (
+        int(_positive_env(MAX_UNPACKED_ENV, DEFAULT_MAX_UNPACKED, whole=True)),
+        _positive_env(MAX_RATIO_ENV, DEFAULT_MAX_RATIO, whole=False),
+    )
 
 
-def check_archive_limits(archive: Path, members: list[zipfile.ZipInfo], *, max_unpacked: int | None = None,
-                         max_ratio: float | None = None) -> None:
+def check_archive_limits(
+    archive: Path, members: list[zipfile.ZipInfo], *, max_unpacked: int | None = None, max_ratio: float | None = None
+) -> None:
     """Refuse a zip bomb from the archive's directory alone, before a byte is unpacked.
 
     ``ValueError`` when the members' sizes add up to more than ``max_unpacked`` bytes, or to more
@@ -294,11 +315,15 @@ def check_archive_limits(archive: Path, members: list[zipfile.ZipInfo], *, max_u
     unpacked = sum(info.file_size for info in members)
     packed = sum(info.compress_size for info in members)
     if unpacked > max_unpacked:
-        raise ValueError(f"{archive} would unpack to {unpacked:,} bytes, more than the limit of {max_unpacked:,}; "
-                         f"if you trust it, raise the limit with {MAX_UNPACKED_ENV}")
+        raise ValueError(
+            f"{archive} would unpack to {unpacked:,} bytes, more than the limit of {max_unpacked:,}; "
+            f"if you trust it, raise the limit with {MAX_UNPACKED_ENV}"
+        )
     if unpacked > max_ratio * max(packed, 1):
-        raise ValueError(f"{archive} would unpack {packed:,} compressed bytes to {unpacked:,}, a ratio above the "
-                         f"limit of {max_ratio:g} (a zip bomb?); if you trust it, raise the limit with {MAX_RATIO_ENV}")
+        raise ValueError(
+            f"{archive} would unpack {packed:,} compressed bytes to {unpacked:,}, a ratio above the "
+            f"limit of {max_ratio:g} (a zip bomb?); if you trust it, raise the limit with {MAX_RATIO_ENV}"
+        )
 
 
 def _positive_env(name: str, default: float, *, whole: bool) -> float:
@@ -328,8 +353,10 @@ def _check_member(archive: Path, info: zipfile.ZipInfo) -> None:
     if info.flag_bits & 0x1:
         raise ValueError(f"{archive}: member {info.filename!r} is encrypted; unpack the archive yourself")
     if info.compress_type not in _COMPRESSIONS:
-        raise ValueError(f"{archive}: member {info.filename!r} uses compression method {info.compress_type}, "
-                         f"which Python's zipfile cannot unpack; unpack the archive yourself")
+        raise ValueError(
+            f"{archive}: member {info.filename!r} uses compression method {info.compress_type}, "
+            f"which Python's zipfile cannot unpack; unpack the archive yourself"
+        )
 
 
 def _find_folder_with(root: Path, children: tuple[str, ...]) -> Path:
@@ -345,8 +372,14 @@ def _find_folder_with(root: Path, children: tuple[str, ...]) -> Path:
 # The data sets
 
 
-def download_kvasir_seg(root: str | os.PathLike | None = None, *, url: str | None = None, sha256: str | None = None,
-                        progress: bool | None = True, keep_archive: bool = False) -> Path:
+def download_kvasir_seg(
+    root: str | os.PathLike | None = None,
+    *,
+    url: str | None = None,
+    sha256: str | None = None,
+    progress: bool | None = True,
+    keep_archive: bool = False,
+) -> Path:
     """Kvasir-SEG in ``root/{images,masks}`` (default ``<data>/kvasir-seg``), downloaded if missing.
 
     Nothing is downloaded or written when ``root`` already holds ``images/`` and ``masks/``. Otherwise
@@ -393,16 +426,19 @@ def _keep(archive: Path, wanted: Path) -> Path:
 
 def polyps912_instructions(root: Path) -> str:
     """How to get CVC-912 (``polyps_split7.zip``) into ``root``, for error messages and docs."""
-    return (f"CVC-912 is polyps_split7.zip on Google Drive (id {POLYPS912_DRIVE_ID}, from the 2017 tutorial's "
-            f"set-up script): `fcn-tutorial data download polyps912` fetches it (needs "
-            f"`pip install 'fcn-tutorial[gdrive]'`; another id with --gdrive-id or {POLYPS912_ID_ENV}). By hand: "
-            f"download https://drive.google.com/file/d/{POLYPS912_DRIVE_ID}/view, unzip it, and move the folder "
-            f"holding train/, valid/ and test/ to {display_path(root)} (so that "
-            f"{display_path(root)}/train/images/*.bmp and {display_path(root)}/train/masks2/*.tif exist).")
+    return (
+        f"CVC-912 is polyps_split7.zip on Google Drive (id {POLYPS912_DRIVE_ID}, from the 2017 tutorial's "
+        f"set-up script): `fcn-tutorial data download polyps912` fetches it (needs "
+        f"`pip install 'fcn-tutorial[gdrive]'`; another id with --gdrive-id or {POLYPS912_ID_ENV}). By hand: "
+        f"download https://drive.google.com/file/d/{POLYPS912_DRIVE_ID}/view, unzip it, and move the folder "
+        f"holding train/, valid/ and test/ to {display_path(root)} (so that "
+        f"{display_path(root)}/train/images/*.bmp and {display_path(root)}/train/masks2/*.tif exist)."
+    )
 
 
-def download_polyps912(file_id: str | None = None, root: str | os.PathLike | None = None, *,
-                       progress: bool | None = True) -> Path:
+def download_polyps912(
+    file_id: str | None = None, root: str | os.PathLike | None = None, *, progress: bool | None = True
+) -> Path:
     """CVC-912 in ``root`` (default ``<data>/polyps912``), fetched from Google Drive with ``gdown``.
 
     ``file_id`` (or ``$FCN_TUTORIAL_POLYPS912_ID``) is the Drive id of ``polyps_split7.zip``; the
@@ -421,8 +457,10 @@ def download_polyps912(file_id: str | None = None, root: str | os.PathLike | Non
     try:
         import gdown
     except ImportError:
-        raise ValueError("downloading from Google Drive needs gdown: pip install 'fcn-tutorial[gdrive]'. "
-                         + polyps912_instructions(root)) from None
+        raise ValueError(
+            "downloading from Google Drive needs gdown: pip install 'fcn-tutorial[gdrive]'. "
+            + polyps912_instructions(root)
+        ) from None
     root.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=root.parent, prefix=".polyps_split7.", suffix=".zip.part")
     os.close(handle)
@@ -432,8 +470,10 @@ def download_polyps912(file_id: str | None = None, root: str | os.PathLike | Non
         except Exception as error:  # noqa: BLE001 - gdown's and requests' own errors become one OSError
             raise OSError(f"download of Google Drive file {file_id} failed: {_describe(error)}") from None
         if result is None:
-            raise OSError(f"download of Google Drive file {file_id} failed (is the file still shared?). "
-                          + polyps912_instructions(root))
+            raise OSError(
+                f"download of Google Drive file {file_id} failed (is the file still shared?). "
+                + polyps912_instructions(root)
+            )
         if not zipfile.is_zipfile(temporary):
             raise ValueError(f"Google Drive file {file_id} is not a zip archive (is the id that of polyps_split7.zip?)")
         _unpack_into(Path(temporary), root, ("train", "valid", "test"))

@@ -40,8 +40,9 @@ __all__ = [
 ]
 
 
-def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]], *, image_fill: float = 0.0,
-                mask_fill: int = VOID) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_collate(
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor]], *, image_fill: float = 0.0, mask_fill: int = VOID
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack ``(image, mask)`` pairs into ``N x 3 x H x W`` and ``N x H x W`` tensors.
 
     ``H`` and ``W`` are the largest height and width in the batch; smaller frames sit in the top-left
@@ -126,9 +127,19 @@ def frames_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[
     return [image.as_subclass(torch.Tensor) for image in images], [mask.as_subclass(torch.Tensor) for mask in masks]
 
 
-def make_train_loader(dataset: Dataset, *, batch_size: int, seed: int = 0, num_workers: int | None = None,
-                      rank: int = 0, world_size: int = 1, pin_memory: bool = False, drop_last: bool = False,
-                      persistent_workers: bool = True, sampler: Sampler | None = None) -> DataLoader:
+def make_train_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    seed: int = 0,
+    num_workers: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+    drop_last: bool = False,
+    persistent_workers: bool = True,
+    sampler: Sampler | None = None,
+) -> DataLoader:
     """Shuffled training batches whose order and augmentation depend on ``(seed, epoch)`` only.
 
     Call ``loader.sampler.set_epoch(e)`` before epoch ``e`` (otherwise each pass counts up from 1). The
@@ -143,17 +154,31 @@ def make_train_loader(dataset: Dataset, *, batch_size: int, seed: int = 0, num_w
     num_workers = default_num_workers() if num_workers is None else num_workers
     order = sampler or DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     return DataLoader(
-        SeededItems(dataset, seed), batch_size=batch_size, sampler=EpochSampler(order), collate_fn=pad_collate,
-        drop_last=drop_last, num_workers=num_workers, worker_init_fn=seed_worker, pin_memory=pin_memory,
+        SeededItems(dataset, seed),
+        batch_size=batch_size,
+        sampler=EpochSampler(order),
+        collate_fn=pad_collate,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        worker_init_fn=seed_worker,
+        pin_memory=pin_memory,
         persistent_workers=persistent_workers and num_workers > 0,
         # Its own generator: starting workers must not draw from the global one, which drives dropout.
         generator=torch.Generator().manual_seed(seed),
     )
 
 
-def make_eval_loader(dataset: Dataset, *, batch_size: int = 1, num_workers: int | None = 0, rank: int = 0,
-                     world_size: int = 1, pin_memory: bool = False, collate_fn=frames_collate,
-                     persistent_workers: bool = False) -> DataLoader:
+def make_eval_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int = 1,
+    num_workers: int | None = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+    collate_fn=frames_collate,
+    persistent_workers: bool = False,
+) -> DataLoader:
     """Every frame of ``dataset`` exactly once, in order, split over ``world_size`` processes without padding.
 
     Batches are lists of frames (:func:`frames_collate`), as :func:`fcn_tutorial.scoring.evaluate` takes
@@ -164,9 +189,16 @@ def make_eval_loader(dataset: Dataset, *, batch_size: int = 1, num_workers: int 
     if batch_size < 1:
         raise ValueError(f"the evaluation batch size must be positive, not {batch_size}")
     num_workers = default_num_workers() if num_workers is None else num_workers
-    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), rank, world_size),
-                      collate_fn=collate_fn, num_workers=num_workers, worker_init_fn=seed_worker,
-                      pin_memory=pin_memory, persistent_workers=persistent_workers and num_workers > 0)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=ShardSampler(len(dataset), rank, world_size),
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        worker_init_fn=seed_worker,
+        pin_memory=pin_memory,
+        persistent_workers=persistent_workers and num_workers > 0,
+    )
 
 
 @dataclass
@@ -182,10 +214,22 @@ class Loaders:
         return self.val
 
 
-def make_loaders(train_set: Dataset, val_set: Dataset, test_set: Dataset | None = None, *, batch_size: int = 10,
-                 eval_batch_size: int = 1, num_workers: int | None = None, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, sampler: Sampler | None = None, pin_memory: bool | None = None,
-                 drop_last: bool = False, persistent_workers: bool = False) -> Loaders:
+def make_loaders(
+    train_set: Dataset,
+    val_set: Dataset,
+    test_set: Dataset | None = None,
+    *,
+    batch_size: int = 10,
+    eval_batch_size: int = 1,
+    num_workers: int | None = None,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    sampler: Sampler | None = None,
+    pin_memory: bool | None = None,
+    drop_last: bool = False,
+    persistent_workers: bool = False,
+) -> Loaders:
     """Training, validation and test DataLoaders, reproducible from ``seed``: the loaders a training run uses.
 
     Training: :func:`make_train_loader` (shuffled per ``(seed, epoch)``, augmentation seeded per frame
@@ -199,15 +243,31 @@ def make_loaders(train_set: Dataset, val_set: Dataset, test_set: Dataset | None 
         raise ValueError(f"batch sizes must be positive, not {batch_size} and {eval_batch_size}")
     num_workers = default_num_workers() if num_workers is None else num_workers
     pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-    train = make_train_loader(train_set, batch_size=batch_size, seed=seed, num_workers=num_workers, rank=rank,
-                              world_size=world_size, pin_memory=pin_memory, drop_last=drop_last,
-                              persistent_workers=persistent_workers, sampler=sampler)
+    train = make_train_loader(
+        train_set,
+        batch_size=batch_size,
+        seed=seed,
+        num_workers=num_workers,
+        rank=rank,
+        world_size=world_size,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        persistent_workers=persistent_workers,
+        sampler=sampler,
+    )
 
     def evaluation(dataset: Dataset | None) -> DataLoader | None:
         if dataset is None:
             return None
-        return make_eval_loader(dataset, batch_size=eval_batch_size, num_workers=num_workers, rank=rank,
-                                world_size=world_size, pin_memory=pin_memory, collate_fn=pad_collate,
-                                persistent_workers=persistent_workers)
+        return make_eval_loader(
+            dataset,
+            batch_size=eval_batch_size,
+            num_workers=num_workers,
+            rank=rank,
+            world_size=world_size,
+            pin_memory=pin_memory,
+            collate_fn=pad_collate,
+            persistent_workers=persistent_workers,
+        )
 
     return Loaders(train, evaluation(val_set), evaluation(test_set))

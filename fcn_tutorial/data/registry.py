@@ -57,9 +57,15 @@ def synthetic_root(*, progress: bool | None = None) -> Path:
     return root
 
 
-def get_dataset(name_or_path: str | os.PathLike, split: str, *, transform: Callable | None = None,
-                download: bool = False, n_classes: int = 2, root: str | os.PathLike | None = None
-                ) -> SegmentationPairs:
+def get_dataset(
+    name_or_path: str | os.PathLike,
+    split: str,
+    *,
+    transform: Callable | None = None,
+    download: bool = False,
+    n_classes: int = 2,
+    root: str | os.PathLike | None = None,
+) -> SegmentationPairs:
     """The ``split`` (``"train"``, ``"val"``/``"valid"``, ``"test"``) of a named data set or of a folder.
 
     ``root`` overrides where a named data set lives. ``download=True`` fetches a missing named data set
@@ -87,8 +93,10 @@ def get_dataset(name_or_path: str | os.PathLike, split: str, *, transform: Calla
         return SegmentationFolder(folder / "images", folder / "masks", n_classes=n_classes, transform=transform)
     if layout == "images-masks":
         return SegmentationFolder(path, split=split, n_classes=n_classes, transform=transform)
-    raise ValueError(f"{path} has no known layout: expected images/ + masks/, train/images/ + train/masks/, "
-                     f"or CVC-912's train/images/ + train/masks2/")
+    raise ValueError(
+        f"{path} has no known layout: expected images/ + masks/, train/images/ + train/masks/, "
+        f"or CVC-912's train/images/ + train/masks2/"
+    )
 
 
 @dataclass
@@ -108,8 +116,14 @@ class PolypData:
         return self.val
 
 
-def load_polyp_data(prefer: str = "kvasir-seg", *, download: bool = True, train_transform: Callable | None = None,
-                    eval_transform: Callable | None = None, progress: bool | None = None) -> PolypData:
+def load_polyp_data(
+    prefer: str = "kvasir-seg",
+    *,
+    download: bool = True,
+    train_transform: Callable | None = None,
+    eval_transform: Callable | None = None,
+    progress: bool | None = None,
+) -> PolypData:
     """Real polyp data when available, else the synthetic set, saying which (for the book's chapters).
 
     Tries ``prefer`` (``"kvasir-seg"`` or ``"polyps912"``; with ``download=True`` a missing
@@ -121,13 +135,21 @@ def load_polyp_data(prefer: str = "kvasir-seg", *, download: bool = True, train_
     reason = ""
     if prefer != "synthetic":
         try:
-            splits = [get_dataset(prefer, split, download=download and split == "train",
-                                  transform=train_transform if split == "train" else eval_transform)
-                      for split in ("train", "val", "test")]
+            splits = [
+                get_dataset(
+                    prefer,
+                    split,
+                    download=download and split == "train",
+                    transform=train_transform if split == "train" else eval_transform,
+                )
+                for split in ("train", "val", "test")
+            ]
             return PolypData(prefer, splits[0].root, *splits, synthetic=False, reason="")
         except (OSError, ValueError) as error:
             reason = f"{prefer}: {error}"
     root = synthetic_root(progress=progress)
-    splits = [Polyps912(root, split, transform=train_transform if split == "train" else eval_transform)
-              for split in ("train", "val", "test")]
+    splits = [
+        Polyps912(root, split, transform=train_transform if split == "train" else eval_transform)
+        for split in ("train", "val", "test")
+    ]
     return PolypData("synthetic", root, *splits, synthetic=True, reason=reason or "the synthetic set was asked for")

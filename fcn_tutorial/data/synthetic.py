@@ -30,8 +30,16 @@ __all__ = ["make_synthetic_polyps", "render_frame"]
 _SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
 
 
-def make_synthetic_polyps(root: str | os.PathLike, n_train: int = 80, n_valid: int = 20, n_test: int = 20, *,
-                          size: tuple[int, int] = (288, 384), seed: int = 0, progress: bool | None = None) -> Path:
+def make_synthetic_polyps(
+    root: str | os.PathLike,
+    n_train: int = 80,
+    n_valid: int = 20,
+    n_test: int = 20,
+    *,
+    size: tuple[int, int] = (288, 384),
+    seed: int = 0,
+    progress: bool | None = None,
+) -> Path:
     """Write a synthetic polyp set to ``root`` in the CVC-912 layout and return ``root``.
 
     Layout: ``root/{train,valid,test}/images/<name>.bmp`` (RGB) and ``.../masks2/<name>.tif`` with
@@ -46,8 +54,10 @@ def make_synthetic_polyps(root: str | os.PathLike, n_train: int = 80, n_valid: i
     if height < 32 or width < 32:
         raise ValueError(f"synthetic frames need at least 32x32 pixels, not {width}x{height}")
     if height * width > max_pixels():  # the limit that every frame read must pass
-        raise ValueError(f"synthetic frames of {width}x{height} pixels are more than the limit of {max_pixels():,} "
-                         f"pixels ({MAX_PIXELS_ENV})")
+        raise ValueError(
+            f"synthetic frames of {width}x{height} pixels are more than the limit of {max_pixels():,} "
+            f"pixels ({MAX_PIXELS_ENV})"
+        )
     counts = {"train": n_train, "valid": n_valid, "test": n_test}
     for split, count in counts.items():
         if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
@@ -59,8 +69,12 @@ def make_synthetic_polyps(root: str | os.PathLike, n_train: int = 80, n_valid: i
     root.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.", suffix=".part"))
     try:
-        with tqdm(total=sum(counts.values()), desc="synthetic polyps", unit="frame",
-                  disable=None if progress is None else not progress) as bar:
+        with tqdm(
+            total=sum(counts.values()),
+            desc="synthetic polyps",
+            unit="frame",
+            disable=None if progress is None else not progress,
+        ) as bar:
             for split, count in counts.items():
                 (temporary / split / "images").mkdir(parents=True)
                 (temporary / split / "masks2").mkdir(parents=True)

@@ -59,9 +59,17 @@ def _size(size: int | tuple[int, int]) -> list[int]:
     return [size, size] if isinstance(size, int) else list(size)
 
 
-def train_transforms(*, crop_size: int | tuple[int, int] | None = 224, hflip: float = 0.5, vflip: float = 0.0,
-                     rotation: float = 0.0, scale: tuple[float, float] | None = None, color_jitter: float = 0.0,
-                     resize: int | tuple[int, int] | None = None, normalize: bool = False) -> JointTransform:
+def train_transforms(
+    *,
+    crop_size: int | tuple[int, int] | None = 224,
+    hflip: float = 0.5,
+    vflip: float = 0.0,
+    rotation: float = 0.0,
+    scale: tuple[float, float] | None = None,
+    color_jitter: float = 0.0,
+    resize: int | tuple[int, int] | None = None,
+    normalize: bool = False,
+) -> JointTransform:
     """Training augmentation, in order: resize, rotate and scale, random crop, flips, colour jitter, normalise.
 
     ``resize``: an ``(h, w)`` size, or an int for the shorter side (None: keep the frame's size).
@@ -83,8 +91,11 @@ def train_transforms(*, crop_size: int | tuple[int, int] | None = 224, hflip: fl
     if vflip > 0:
         steps.append(v2.RandomVerticalFlip(p=vflip))
     if color_jitter > 0:
-        steps.append(v2.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter,
-                                    hue=min(color_jitter / 4, 0.5)))
+        steps.append(
+            v2.ColorJitter(
+                brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, hue=min(color_jitter / 4, 0.5)
+            )
+        )
     if normalize:
         steps.append(v2.Normalize(IMAGENET_MEAN, IMAGENET_STD))
     return JointTransform(steps)
@@ -117,15 +128,32 @@ def original_preset(*, hflip: float = 1.0, normalize: bool = False) -> DataPrese
     The original passed its flip flag as a probability of 1.0, so every training crop was mirrored;
     ``hflip`` lets you choose. Validation and test frames are full size, one at a time.
     """
-    return DataPreset("original", train_transforms(crop_size=224, hflip=hflip, normalize=normalize),
-                      eval_transforms(normalize=normalize), batch_size=10, eval_batch_size=1)
+    return DataPreset(
+        "original",
+        train_transforms(crop_size=224, hflip=hflip, normalize=normalize),
+        eval_transforms(normalize=normalize),
+        batch_size=10,
+        eval_batch_size=1,
+    )
 
 
 def standard_preset(*, crop_size: int = 224, normalize: bool = True) -> DataPreset:
     """A modern recipe for a pretrained backbone: crops, both flips, mild rotation, scaling and colour jitter."""
-    return DataPreset("standard", train_transforms(crop_size=crop_size, hflip=0.5, vflip=0.5, rotation=15,
-                                                   scale=(0.75, 1.25), color_jitter=0.2, normalize=normalize),
-                      eval_transforms(normalize=normalize), batch_size=10, eval_batch_size=1)
+    return DataPreset(
+        "standard",
+        train_transforms(
+            crop_size=crop_size,
+            hflip=0.5,
+            vflip=0.5,
+            rotation=15,
+            scale=(0.75, 1.25),
+            color_jitter=0.2,
+            normalize=normalize,
+        ),
+        eval_transforms(normalize=normalize),
+        batch_size=10,
+        eval_batch_size=1,
+    )
 
 
 PRESETS = {"original": original_preset, "standard": standard_preset}

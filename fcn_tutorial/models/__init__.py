@@ -17,6 +17,19 @@ from .summary import LayerSummary, ModelSummary, count_flops, crop_offsets, summ
 from .vgg import PRESETS, VGG16Backbone, VGGFeatures, load_vgg16_weights
 
 __all__ = [
-    "FCN8s", "FCN16s", "FCN32s", "LayerSummary", "MODELS", "ModelSummary", "PRESETS", "VGG16Backbone",
-    "VGGFeatures", "bilinear_kernel", "build_model", "count_flops", "crop_offsets", "load_vgg16_weights", "summary",
+    "FCN8s",
+    "FCN16s",
+    "FCN32s",
+    "LayerSummary",
+    "MODELS",
+    "ModelSummary",
+    "PRESETS",
+    "VGG16Backbone",
+    "VGGFeatures",
+    "bilinear_kernel",
+    "build_model",
+    "count_flops",
+    "crop_offsets",
+    "load_vgg16_weights",
+    "summary",
 ]

@@ -82,8 +82,14 @@ class _FCN(nn.Module):
     def _upsample(self, factor: int) -> nn.ConvTranspose2d:
         """A transposed convolution that upsamples scores ``factor`` times (kernel ``2 * factor``)."""
         padding = factor // 2 if self.preset == "compact" else 0
-        return nn.ConvTranspose2d(self.n_classes, self.n_classes, kernel_size=2 * factor, stride=factor,
-                                  padding=padding, bias=self.preset == "original")
+        return nn.ConvTranspose2d(
+            self.n_classes,
+            self.n_classes,
+            kernel_size=2 * factor,
+            stride=factor,
+            padding=padding,
+            bias=self.preset == "original",
+        )
 
     @torch.no_grad()
     def _init_weights(self, pretrained_backbone: bool | str | os.PathLike) -> None:
@@ -120,15 +126,18 @@ class _FCN(nn.Module):
         else:
             top = left = 0
         if top + height > x.shape[-2] or left + width > x.shape[-1]:
-            raise ValueError(f"{type(self).__name__} ({self.preset}): cannot crop {height} x {width} at "
-                             f"({top}, {left}) from a {x.shape[-2]} x {x.shape[-1]} map; the input is too small")
-        cropped = x[:, :, top:top + height, left:left + width]
+            raise ValueError(
+                f"{type(self).__name__} ({self.preset}): cannot crop {height} x {width} at "
+                f"({top}, {left}) from a {x.shape[-2]} x {x.shape[-1]} map; the input is too small"
+            )
+        cropped = x[:, :, top : top + height, left : left + width]
         if name is not None and self.on_crop is not None:
             self.on_crop(name, (top, left), tuple(cropped.shape))
         return cropped
 
-    def _align(self, name: str, skip: torch.Tensor, upscored: torch.Tensor,
-               caffe_offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _align(
+        self, name: str, skip: torch.Tensor, upscored: torch.Tensor, caffe_offset: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Crop skip scores and upsampled scores to their common size, so that they can be summed. With
         the padding of 100 only the skip map is larger; in ``compact`` only the upsampled one."""
         height, width = min(skip.shape[-2], upscored.shape[-2]), min(skip.shape[-1], upscored.shape[-1])
@@ -146,8 +155,15 @@ class _FCN(nn.Module):
 class FCN32s(_FCN):
     """FCN-32s: the fc7 scores upsampled 32 times in one step. The coarsest of the three."""
 
-    def __init__(self, n_classes: int, *, preset: str = "paper", width: float = 1.0,
-                 pretrained_backbone: bool | str | os.PathLike = False, batch_norm: bool = False):
+    def __init__(
+        self,
+        n_classes: int,
+        *,
+        preset: str = "paper",
+        width: float = 1.0,
+        pretrained_backbone: bool | str | os.PathLike = False,
+        batch_norm: bool = False,
+    ):
         super().__init__(n_classes, preset=preset, width=width, batch_norm=batch_norm)
         self.score_fr = self._score("fc7")
         self.upscore32 = self._upsample(32)
@@ -163,8 +179,15 @@ class FCN32s(_FCN):
 class FCN16s(_FCN):
     """FCN-16s: fc7 scores upsampled 2x, plus pool4 scores, then upsampled 16x."""
 
-    def __init__(self, n_classes: int, *, preset: str = "paper", width: float = 1.0,
-                 pretrained_backbone: bool | str | os.PathLike = False, batch_norm: bool = False):
+    def __init__(
+        self,
+        n_classes: int,
+        *,
+        preset: str = "paper",
+        width: float = 1.0,
+        pretrained_backbone: bool | str | os.PathLike = False,
+        batch_norm: bool = False,
+    ):
         super().__init__(n_classes, preset=preset, width=width, batch_norm=batch_norm)
         self.score_fr = self._score("fc7")
         self.upscore2 = self._upsample(2)
@@ -186,8 +209,15 @@ class FCN16s(_FCN):
 class FCN8s(_FCN):
     """FCN-8s: like FCN-16s, then upsampled 2x again, plus pool3 scores, then upsampled 8x. The finest."""
 
-    def __init__(self, n_classes: int, *, preset: str = "paper", width: float = 1.0,
-                 pretrained_backbone: bool | str | os.PathLike = False, batch_norm: bool = False):
+    def __init__(
+        self,
+        n_classes: int,
+        *,
+        preset: str = "paper",
+        width: float = 1.0,
+        pretrained_backbone: bool | str | os.PathLike = False,
+        batch_norm: bool = False,
+    ):
         super().__init__(n_classes, preset=preset, width=width, batch_norm=batch_norm)
         self.score_fr = self._score("fc7")
         self.upscore2 = self._upsample(2)
@@ -215,8 +245,15 @@ class FCN8s(_FCN):
 MODELS: dict[str, type[_FCN]] = {"fcn32s": FCN32s, "fcn16s": FCN16s, "fcn8s": FCN8s}
 
 
-def build_model(name: str, n_classes: int, *, preset: str = "paper", width: float = 1.0,
-                pretrained_backbone: bool | str | os.PathLike = False, batch_norm: bool = False) -> nn.Module:
+def build_model(
+    name: str,
+    n_classes: int,
+    *,
+    preset: str = "paper",
+    width: float = 1.0,
+    pretrained_backbone: bool | str | os.PathLike = False,
+    batch_norm: bool = False,
+) -> nn.Module:
     """Build ``"fcn32s"``, ``"fcn16s"`` or ``"fcn8s"`` for ``n_classes`` classes.
 
     ``preset`` is ``"paper"``, ``"original"`` or ``"compact"`` (see the module docstring); ``width`` scales
@@ -231,5 +268,6 @@ def build_model(name: str, n_classes: int, *, preset: str = "paper", width: floa
     key = name.lower().replace("-", "")
     if key not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
-    return MODELS[key](n_classes, preset=preset, width=width, pretrained_backbone=pretrained_backbone,
-                       batch_norm=batch_norm)
+    return MODELS[key](
+        n_classes, preset=preset, width=width, pretrained_backbone=pretrained_backbone, batch_norm=batch_norm
+    )

@@ -68,10 +68,23 @@ class ModelSummary:
 
     def _table(self) -> tuple[list[str], list[list[str]], list[str]]:
         header = ["layer", "type", "output shape", "params", "MFLOPs"]
-        body = [[row.name, row.type, " x ".join(map(str, row.output_shape)), f"{row.params:,}",
-                 f"{row.flops / 1e6:,.1f}" if row.flops else ""] for row in self.rows]
-        footer = ["total", "", "input " + " x ".join(map(str, self.input_shape)), f"{self.total_params:,}",
-                  f"{self.total_flops / 1e6:,.1f}"]
+        body = [
+            [
+                row.name,
+                row.type,
+                " x ".join(map(str, row.output_shape)),
+                f"{row.params:,}",
+                f"{row.flops / 1e6:,.1f}" if row.flops else "",
+            ]
+            for row in self.rows
+        ]
+        footer = [
+            "total",
+            "",
+            "input " + " x ".join(map(str, self.input_shape)),
+            f"{self.total_params:,}",
+            f"{self.total_flops / 1e6:,.1f}",
+        ]
         return header, body, footer
 
     def __str__(self) -> str:
@@ -80,8 +93,9 @@ class ModelSummary:
         widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
 
         def format_line(line: list[str]) -> str:
-            cells = [cell.ljust(w) if column < 3 else cell.rjust(w)
-                     for column, (cell, w) in enumerate(zip(line, widths))]
+            cells = [
+                cell.ljust(w) if column < 3 else cell.rjust(w) for column, (cell, w) in enumerate(zip(line, widths))
+            ]
             return "  ".join(cells).rstrip()
 
         rule = "-" * len(format_line(["-" * w for w in widths]))
@@ -93,8 +107,15 @@ class ModelSummary:
         def row(cells: list[str], tag: str = "td") -> str:
             return "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in cells) + "</tr>"
 
-        return ("<table><thead>" + row(header, "th") + "</thead><tbody>" + "".join(map(row, body))
-                + "</tbody><tfoot>" + row(footer, "th") + "</tfoot></table>")
+        return (
+            "<table><thead>"
+            + row(header, "th")
+            + "</thead><tbody>"
+            + "".join(map(row, body))
+            + "</tbody><tfoot>"
+            + row(footer, "th")
+            + "</tfoot></table>"
+        )
 
 
 def summary(model: nn.Module, input_size: Sequence[int]) -> ModelSummary:
@@ -110,14 +131,24 @@ def summary(model: nn.Module, input_size: Sequence[int]) -> ModelSummary:
         params = 0 if module in counted else sum(p.numel() for p in module.parameters(recurse=False))
         counted.add(module)
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else ()
-        rows.append(LayerSummary(names[module] or type(module).__name__, type(module).__name__, shape, params,
-                                 _layer_flops(module, inputs, output)))
+        rows.append(
+            LayerSummary(
+                names[module] or type(module).__name__,
+                type(module).__name__,
+                shape,
+                params,
+                _layer_flops(module, inputs, output),
+            )
+        )
 
     def record_crop(name: str, offsets: tuple[int, int], shape: tuple[int, ...]) -> None:
         rows.append(LayerSummary(f"{name} crop", f"Crop at {offsets[0]}, {offsets[1]}", shape, 0, 0))
 
-    leaves = [module for module in model.modules()
-              if next(module.children(), None) is None and not isinstance(module, nn.Identity)]
+    leaves = [
+        module
+        for module in model.modules()
+        if next(module.children(), None) is None and not isinstance(module, nn.Identity)
+    ]
     handles = [module.register_forward_hook(record_layer) for module in leaves]
     try:
         with _observing_crops(model, record_crop):
@@ -162,8 +193,9 @@ def _input_shape(input_size: Sequence[int]) -> tuple[int, ...]:
     """``(H, W)``, ``(C, H, W)`` or ``(N, C, H, W)`` as ``(N, C, H, W)``: one image, 3 channels by default."""
     size = tuple(int(s) for s in input_size)
     if len(size) not in (2, 3, 4) or min(size) < 1:
-        raise ValueError(f"input_size must be (H, W), (C, H, W) or (N, C, H, W) with positive sizes, "
-                         f"got {tuple(input_size)!r}")
+        raise ValueError(
+            f"input_size must be (H, W), (C, H, W) or (N, C, H, W) with positive sizes, got {tuple(input_size)!r}"
+        )
     if len(size) == 2:
         return (1, 3, *size)
     if len(size) == 3:
@@ -173,8 +205,10 @@ def _input_shape(input_size: Sequence[int]) -> tuple[int, ...]:
 
 def _run_on_meta(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
     """One forward pass with data-free copies of the weights and the input: shapes only."""
-    meta = {name: torch.empty_like(tensor, device="meta")
-            for name, tensor in [*model.named_parameters(), *model.named_buffers()]}
+    meta = {
+        name: torch.empty_like(tensor, device="meta")
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]
+    }
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     with torch.no_grad():
         return functional_call(model, meta, (torch.empty(input_shape, dtype=dtype, device="meta"),))

@@ -36,21 +36,39 @@ PRESETS = ("paper", "original", "compact")
 
 # Our layer name -> the name of the same layer in torchvision's ``vgg16().state_dict()``.
 TORCHVISION_VGG16_NAMES = {
-    "conv1_1": "features.0", "conv1_2": "features.2",
-    "conv2_1": "features.5", "conv2_2": "features.7",
-    "conv3_1": "features.10", "conv3_2": "features.12", "conv3_3": "features.14",
-    "conv4_1": "features.17", "conv4_2": "features.19", "conv4_3": "features.21",
-    "conv5_1": "features.24", "conv5_2": "features.26", "conv5_3": "features.28",
-    "fc6": "classifier.0", "fc7": "classifier.3",
+    "conv1_1": "features.0",
+    "conv1_2": "features.2",
+    "conv2_1": "features.5",
+    "conv2_2": "features.7",
+    "conv3_1": "features.10",
+    "conv3_2": "features.12",
+    "conv3_3": "features.14",
+    "conv4_1": "features.17",
+    "conv4_2": "features.19",
+    "conv4_3": "features.21",
+    "conv5_1": "features.24",
+    "conv5_2": "features.26",
+    "conv5_3": "features.28",
+    "fc6": "classifier.0",
+    "fc7": "classifier.3",
 }
 # The same for ``vgg16_bn()``: each convolution is followed by its batch norm (``features.<i+1>``).
 TORCHVISION_VGG16_BN_NAMES = {
-    "conv1_1": "features.0", "conv1_2": "features.3",
-    "conv2_1": "features.7", "conv2_2": "features.10",
-    "conv3_1": "features.14", "conv3_2": "features.17", "conv3_3": "features.20",
-    "conv4_1": "features.24", "conv4_2": "features.27", "conv4_3": "features.30",
-    "conv5_1": "features.34", "conv5_2": "features.37", "conv5_3": "features.40",
-    "fc6": "classifier.0", "fc7": "classifier.3",
+    "conv1_1": "features.0",
+    "conv1_2": "features.3",
+    "conv2_1": "features.7",
+    "conv2_2": "features.10",
+    "conv3_1": "features.14",
+    "conv3_2": "features.17",
+    "conv3_3": "features.20",
+    "conv4_1": "features.24",
+    "conv4_2": "features.27",
+    "conv4_3": "features.30",
+    "conv5_1": "features.34",
+    "conv5_2": "features.37",
+    "conv5_3": "features.40",
+    "fc6": "classifier.0",
+    "fc7": "classifier.3",
 }
 
 
@@ -151,8 +169,10 @@ class VGG16Backbone(nn.Module):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a batch of RGB images N x 3 x H x W, got shape {tuple(x.shape)}")
         if min(x.shape[-2:]) < self.min_size:
-            raise ValueError(f"a {x.shape[-2]} x {x.shape[-1]} input is too small for the {self.preset!r} preset: "
-                             f"height and width must be at least {self.min_size}")
+            raise ValueError(
+                f"a {x.shape[-2]} x {x.shape[-1]} input is too small for the {self.preset!r} preset: "
+                f"height and width must be at least {self.min_size}"
+            )
         h = self.relu1_1(self.norm1_1(self.conv1_1(x)))
         h = self.relu1_2(self.norm1_2(self.conv1_2(h)))
         h = self.pool1(h)
@@ -191,8 +211,10 @@ def load_vgg16_weights(backbone: VGG16Backbone, source: str | os.PathLike = "ima
     norms included. The ImageNet weights expect ImageNet-normalised images (a transform, off by default).
     """
     if backbone.width != 1.0:
-        raise ValueError(f"VGG16 weights fit only width=1.0, but this backbone has width={backbone.width}; "
-                         "use pretrained_backbone=False for a narrower network")
+        raise ValueError(
+            f"VGG16 weights fit only width=1.0, but this backbone has width={backbone.width}; "
+            "use pretrained_backbone=False for a narrower network"
+        )
     if isinstance(source, str) and source == "imagenet":
         from torchvision.models import VGG16_BN_Weights, VGG16_Weights
 
@@ -212,19 +234,27 @@ def load_vgg16_weights(backbone: VGG16Backbone, source: str | os.PathLike = "ima
             raise ValueError(f"VGG16 weights file {path} holds a {type(state).__name__}, not a state dict")
 
     names = TORCHVISION_VGG16_BN_NAMES if backbone.batch_norm else TORCHVISION_VGG16_NAMES
-    missing = [f"{theirs}.{kind}" for theirs in names.values() for kind in ("weight", "bias")
-               if f"{theirs}.{kind}" not in state]
+    missing = [
+        f"{theirs}.{kind}"
+        for theirs in names.values()
+        for kind in ("weight", "bias")
+        if f"{theirs}.{kind}" not in state
+    ]
     if missing:
-        raise ValueError(f"{origin} is not a torchvision {'vgg16_bn' if backbone.batch_norm else 'VGG16'} state dict: "
-                         f"it lacks {', '.join(missing[:4])}"
-                         f"{' ...' if len(missing) > 4 else ''}")
+        raise ValueError(
+            f"{origin} is not a torchvision {'vgg16_bn' if backbone.batch_norm else 'VGG16'} state dict: "
+            f"it lacks {', '.join(missing[:4])}"
+            f"{' ...' if len(missing) > 4 else ''}"
+        )
     with torch.no_grad():
         for ours, theirs in names.items():
             layer = getattr(backbone, ours)
             weight, bias = state[f"{theirs}.weight"], state[f"{theirs}.bias"]
             if weight.numel() != layer.weight.numel() or bias.shape != layer.bias.shape:
-                raise ValueError(f"{origin}: {theirs}.weight has shape {tuple(weight.shape)}, which does not fit "
-                                 f"{ours} ({tuple(layer.weight.shape)}); is it a VGG16 (not VGG11/13/19)?")
+                raise ValueError(
+                    f"{origin}: {theirs}.weight has shape {tuple(weight.shape)}, which does not fit "
+                    f"{ours} ({tuple(layer.weight.shape)}); is it a VGG16 (not VGG11/13/19)?"
+                )
             # fc6: 4096 x 25088 -> 4096 x 512 x 7 x 7 (torchvision flattens pool5 channel-first, as here).
             layer.weight.copy_(weight.reshape(layer.weight.shape))
             layer.bias.copy_(bias)
