@@ -13,7 +13,7 @@ ifneq ($(wildcard ../shared/data/kvasir-seg),)
 export FCN_TUTORIAL_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install test unit notebooks site mathjax browser-test book assignments student grade bench clean chromium \
+.PHONY: install lint test unit notebooks site mathjax browser-test book assignments student grade bench clean chromium \
 	dist colab-wheels
 
 $(STAMP): pyproject.toml
@@ -34,12 +34,17 @@ unit: install
 	$(PY) -m pytest tests -m "not browser and not colab" -q
 
 # The browser step also checks that no solution text reached the site (pages and .ipynb downloads).
-test: install chromium colab-wheels
+test: install chromium colab-wheels lint
 	$(PY) -m pytest tests -m "not browser" -q
 	$(BOOK_ENV) $(PY) -m pytest --nbval-lax book/ -q
 	$(MAKE) site
 	$(PY) -m pytest tests -m browser -q
 	@echo "== all tests passed =="
+
+# Lint and format with the rules in pyproject.toml (the doctests of every module run in tests/test_doctests.py).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # --- the book -------------------------------------------------------------------------------------
 # Chapters run in the quick profile on the CPU (`FCN_TUTORIAL_DATA` above points at the real frames).
