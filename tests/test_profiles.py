@@ -64,13 +64,6 @@ def test_every_stage_is_a_valid_train_config(name):
         assert (config.width, config.resize) == (profile.width, profile.resize)
 
 
-def test_quick_profile_falls_back_to_float32_without_native_bf16(monkeypatch):
-    monkeypatch.setattr(profiles, "_bf16_here", lambda device: False)
-    assert current_profile("quick", device="cpu").training["amp"] == "none"
-    monkeypatch.setattr(profiles, "_bf16_here", lambda device: True)
-    assert current_profile("quick", device="cpu").training["amp"] == "bf16"
-
-
 def test_unknown_stage_is_a_clear_error():
     with pytest.raises(ValueError, match="no stage 'fcn4s'"):
         current_profile("quick", device="cpu").stage_config("fcn4s")
