@@ -132,9 +132,9 @@ PROFILES: dict[str, Profile] = {
             amp="auto",
         ),
         stages={
-            "fcn32s": dict(epochs=8, lr=3e-3),
-            "fcn16s": dict(epochs=6, lr=1e-3),
-            "fcn8s": dict(epochs=6, lr=1e-3),
+            "fcn32s": dict(epochs=14, lr=3e-3),
+            "fcn16s": dict(epochs=8, lr=1e-3),
+            "fcn8s": dict(epochs=10, lr=1e-3),
         },
     ),
     # The real recipe on one GPU: the paper's network from ImageNet VGG16 weights, full-size frames,
