@@ -10,6 +10,7 @@ import math
 from functools import partial
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -270,8 +271,24 @@ def test_random_crop_mistakes():
 # --- bilinear kernel ---------------------------------------------------------------------------------
 
 
+def caffe_bilinear(in_channels, out_channels, kernel_size):
+    """An independent reference: fcn.berkeleyvision.org's surgery.upsample_filt, written out with NumPy."""
+    factor = (kernel_size + 1) // 2
+    centre = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    rows, cols = np.ogrid[:kernel_size, :kernel_size]
+    tent = (1 - abs(rows - centre) / factor) * (1 - abs(cols - centre) / factor)
+    weight = np.zeros((in_channels, out_channels, kernel_size, kernel_size), dtype=np.float32)
+    for channel in range(min(in_channels, out_channels)):
+        weight[channel, channel] = tent
+    return torch.from_numpy(weight)
+
+
 def test_bilinear_kernel():
+    # a correct answer, written independently of the package, passes; so does the package's own
+    expect(checks.check_bilinear_kernel(caffe_bilinear), True)
     expect(checks.check_bilinear_kernel(bilinear_kernel), True)
+    # and the checker really compares values: the reference's 4 x 4 kernel, by hand
+    assert torch.allclose(caffe_bilinear(1, 1, 4)[0, 0, 0], torch.tensor([0.0625, 0.1875, 0.1875, 0.0625]))
 
 
 def test_bilinear_kernel_mistakes():
