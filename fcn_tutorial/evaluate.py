@@ -213,7 +213,7 @@ def format_report(result: dict[str, Any]) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     resize = args.resize if args.resize in ("train", "full") else _positive_int(args.resize, "--resize")
-    if not 1 <= args.batch_size <= 4096:
+    if args.batch_size is not None and not 1 <= args.batch_size <= 4096:
         raise ValueError(f"--batch-size must be in [1, 4096], got {args.batch_size}")
     if not 0 <= args.num_workers <= 256:
         raise ValueError(f"--num-workers must be in [0, 256], got {args.num_workers}")

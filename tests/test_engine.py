@@ -124,8 +124,8 @@ def test_fp16_runs_the_network_in_half_precision_and_the_loss_in_fp32():
     real_loss = engine.segmentation_loss
     loss_dtypes = []
 
-    def recording_loss(logits, target, weight=None):
-        loss = real_loss(logits, target, weight)
+    def recording_loss(logits, target, weight=None, **options):
+        loss = real_loss(logits, target, weight, **options)
         loss_dtypes.append(loss.dtype)
         return loss
 

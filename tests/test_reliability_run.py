@@ -353,9 +353,9 @@ def test_a_huge_frame_is_downscaled_for_the_network_with_a_message(finished, fra
     seen = []
     real = predict.predict
 
-    def spy(model, image, *, size, normalize):
+    def spy(model, image, *, size, normalize, **options):
         seen.append(size)
-        return real(model, image, size=size, normalize=normalize)
+        return real(model, image, size=size, normalize=normalize, **options)
 
     monkeypatch.setattr(predict, "predict", spy)
     assert (

@@ -222,9 +222,9 @@ def test_class_weights_change_the_training_loss_as_the_formula_says(synthetic_ro
         torch.set_rng_state(rng)
         return real_epoch(model, loader, *args, class_weights=class_weights, **kwargs)
 
-    def network_with_random_scores(config):
+    def network_with_random_scores(config, **options):
         """The compact preset starts its score layers at zero (every loss ln 2, whatever the weights): not here."""
-        model = real_build(config)
+        model = real_build(config, **options)
         with torch.no_grad():
             model.score_fr.weight.normal_(0.0, 0.5)
         return model
@@ -232,7 +232,7 @@ def test_class_weights_change_the_training_loss_as_the_formula_says(synthetic_ro
     real_build = run_module.build_model_for
     monkeypatch.setattr(run_module, "build_model_for", network_with_random_scores)
     monkeypatch.setattr(engine, "train_one_epoch", formula_then_epoch)
-    options = dict(lr=0.0, crop_size=None, hflip=0.0, n_train=4, n_eval=1, epochs=1, test=False)
+    options = dict(lr=0.0, crop_size=None, hflip=0.0, n_train=4, n_eval=1, epochs=1, test=False, amp="none")
     plain = train(tiny_config(synthetic_root, tmp_path / "plain", **options))
     weighted = train(tiny_config(synthetic_root, tmp_path / "weighted", class_weights=[0.5, 2.0], **options))
     doubled = train(tiny_config(synthetic_root, tmp_path / "doubled", class_weights=[2.0, 2.0], **options))
