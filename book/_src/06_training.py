@@ -32,7 +32,7 @@
 #
 # * on **Colab or any machine with an NVIDIA GPU** the `full` profile trains the full-width network from
 #   ImageNet VGG16 weights at full resolution. On Colab, choose *Runtime → Change runtime type → GPU* before
-#   running the first cell. Its cost is estimated, not measured, in [the last section](#the-full-profile-on-a-gpu).
+#   running the first cell. Its cost is estimated, not measured, in the section *The full profile on a GPU*.
 # * on a **CPU** the `quick` profile trains a narrow network on small frames: the three trainings together take
 #   a few minutes on a 2-core laptop CPU, and every model shown below clearly beats the trivial baseline.
 #
