@@ -36,7 +36,7 @@ unit: install
 # The browser step also checks that no solution text reached the site (pages and .ipynb downloads).
 test: install chromium colab-wheels lint
 	$(PY) -m pytest tests -m "not browser" -q
-	$(BOOK_ENV) $(PY) -m pytest --nbval-lax book/ -q
+	$(BOOK_ENV) $(PY) -m pytest --nbval-lax book/ -q --timeout 900  # chapter 6 trains for about 4 minutes in one cell
 	$(MAKE) site
 	$(PY) -m pytest tests -m browser -q
 	@echo "== all tests passed =="
