@@ -1,243 +1,134 @@
-"""Quality per CPU-minute: run one training recipe and its evaluation, write one JSON (issue 10).
+"""Quality per CPU-minute: train the README's CPU recipe, score it on the test split, write one JSON (issue 10).
 
-The recipe is the README's CPU quality run (FCN-8s compact, batch norm, from scratch, cached frames resized
-to ``--size``, random crops, flips and scaling, Adam with a cosine schedule, bf16 autocast) with the levers
-that issue 10 asks about, prototyped here before they become ``TrainConfig`` options:
+The run is the package's own ``fcn-tutorial train`` (:func:`fcn_tutorial.run.train`) with the recipe
+below; extra options go to it unchanged (``--seed 1``, ``--loss ce``, ``--rotation 20``, ...). When it
+ends, ``best.pt`` is scored at full size on the test and validation splits with
+:func:`fcn_tutorial.evaluate.evaluate_checkpoint`: with and without flip test-time augmentation, and,
+for a run with ``--ema``, with the raw weights as well as their average. Every second counts:
 
-* ``--loss ce+dice``: cross-entropy plus a soft Dice loss over the polyp class (void pixels ignored);
-* ``--ema 0.998``: an exponential moving average of the weights (and batch-norm statistics), scored instead
-  of the raw weights;
-* ``--tta flips``: the softmax averaged over the frame and its horizontal, vertical and double flips;
-* stronger augmentation (``--rotation``, ``--color-jitter``, ``--scale``), ``--size`` and ``--width``.
+* ``train_s``: the run, from reading the frames to its own ``val.json`` and ``test.json``;
+* ``scoring_s``: each extra scoring; ``recipe_s`` = ``train_s`` + the scoring the recipe reports
+  (test with TTA), the "30 minutes" of issue 10.
 
-Every score is on the *full-size* masks (the scores upsampled to each frame's original size)::
+::
 
-    FCN_TUTORIAL_DATA=../shared/data python benchmarks/quality.py --epochs 12 --splits val \\
-        --out benchmarks/results/quality-base.json
+    FCN_TUTORIAL_DATA=../shared/data python benchmarks/quality.py --seed 0 --out runs/quality-seed0 \\
+        --json book/results/cpu-30min/seed0.json
 
-Times are CPU seconds (``time.process_time``) of one thread (``--threads 1``: on a busy machine two threads
-spin while they wait for each other and inflate the CPU time); ``--idle-factor`` (see
-``benchmarks/chapter6_quick.py``) turns them into wall seconds on the idle 2-core machine with two threads,
-the "idle minutes" reported. ``--idle-minutes`` stops training before an epoch that would end past that budget.
+Time it on an idle machine: a second job on the same two cores slows an epoch tenfold.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
+import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader
 
-from fcn_tutorial.data import get_dataset, pad_collate, train_transforms
-from fcn_tutorial.metrics import ConfusionMatrix, PerImageJaccard
-from fcn_tutorial.models import build_model
-from fcn_tutorial.train import cpu_supports_bf16
+from fcn_tutorial import __version__, run
+from fcn_tutorial.checkpoint import load_checkpoint
+from fcn_tutorial.config import add_config_arguments, config_from_args
+from fcn_tutorial.evaluate import evaluate_checkpoint
 
-sys.path.insert(0, str(Path(__file__).parent))
-from chapter6_quick import CachedFrames, evenly_spread  # noqa: E402
+# The README's CPU quality recipe: FCN-8s compact, width 0.25, batch norm, from scratch, 256 px frames
+# cached in memory, 224 crops with flips and zoom, cross-entropy + Dice, Adam with a cosine schedule
+# fitted to 30 minutes, a weight average; bf16 and channels-last by default where the CPU has them.
+RECIPE = (
+    "--data kvasir-seg --model fcn8s --preset compact --width 0.25 --batch-norm --resize 256 --crop-size 224 "
+    "--hflip 0.5 --vflip 0.5 --scale 0.8 1.2 --cache --batch-size 8 --loss ce+dice --ema 0.998 "
+    "--optimizer adam --lr 1e-3 --schedule cosine --epochs 100 --time-limit 29 --patience 0 --no-progress"
+).split()
 
-VOID = 255
-
-
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """1 - soft Dice of the polyp class (index 1) over the batch's non-void pixels."""
-    valid = target != VOID
-    probability = logits.float().softmax(1)[:, 1][valid]
-    truth = (target[valid] == 1).float()
-    return 1 - (2 * (probability * truth).sum() + smooth) / (probability.sum() + truth.sum() + smooth)
+SCORES = ("pixel_accuracy", "jaccard", "mean_jaccard", "per_image_jaccard", "epoch")
 
 
-def loss_fn(name: str):
-    def ce(logits, target):
-        return F.cross_entropy(logits.float(), target, ignore_index=VOID)
-
-    if name == "ce":
-        return ce
-    if name == "dice":
-        return dice_loss
-    if name == "ce+dice":
-        return lambda logits, target: ce(logits, target) + dice_loss(logits, target)
-    raise ValueError(f"--loss must be ce, dice or ce+dice, got {name!r}")
-
-
-@torch.no_grad()
-def predict_probabilities(model, image: torch.Tensor, size, amp_dtype, tta: str) -> torch.Tensor:
-    """Softmax of one ``3 x h x w`` frame, averaged over flips with ``tta="flips"``, upsampled to ``size``."""
-    flips = [[], [-1], [-2], [-2, -1]] if tta == "flips" else [[]]
-    batch = torch.stack([image.flip(dims) if dims else image for dims in flips])
-    with torch.autocast("cpu", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-        logits = model(batch)
-    probability = logits.float().softmax(1)
-    probability = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probability, flips)]).mean(0)
-    return F.interpolate(probability[None], size=size, mode="bilinear", align_corners=False)
-
-
-def score(model, frames: CachedFrames, amp_dtype, tta: str) -> dict:
-    """Pixel accuracy, polyp Jaccard over the whole split and its per-image mean, on full-size masks."""
-    model.eval()
-    confusion, per_image = ConfusionMatrix(2, ignore_index=VOID), PerImageJaccard(2, ignore_index=VOID)
-    for index in range(len(frames)):
-        image, mask = frames[index]
-        probability = predict_probabilities(model, image, mask.shape[-2:], amp_dtype, tta)
-        confusion.update(probability, mask[None])
-        per_image.update(probability, mask[None])
-    scores = confusion.compute()
+def machine() -> dict:
+    """What produced the timings: CPU model, cores, threads, library versions."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        model = names[0] if names else model
     return {
-        "pixel_accuracy": float(scores.pixel_accuracy),
-        "polyp_jaccard": float(scores.jaccard[1]),
-        "mean_jaccard": float(scores.mean_jaccard),
-        "per_image_polyp_jaccard": float(per_image.mean()[1]),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "fcn_tutorial": __version__,
+        "python": platform.python_version(),
     }
 
 
-def main(args) -> dict:
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    amp_dtype = torch.bfloat16 if args.amp == "bf16" or (args.amp == "auto" and cpu_supports_bf16()) else None
-    cpu_started, wall_started = time.process_time(), time.perf_counter()
+def timed_score(checkpoint: Path, split: str, tta: bool) -> dict:
+    """Full-size scores of ``checkpoint`` on ``split`` (fp32, as ``fcn-tutorial evaluate``), with their seconds."""
+    started = time.perf_counter()
+    report = evaluate_checkpoint(checkpoint, split=split, tta=tta, progress=False)
+    scores = {key: report[key] for key in SCORES if key in report}
+    return scores | {"seconds": time.perf_counter() - started}
 
-    augment = train_transforms(
-        crop_size=args.crop or None,
-        hflip=args.hflip,
-        vflip=args.vflip,
-        rotation=args.rotation,
-        scale=tuple(args.scale) if args.scale else None,
-        color_jitter=args.color_jitter,
-    )
-    train = CachedFrames(evenly_spread(get_dataset(args.data, "train"), args.n_train), args.size, transform=augment)
-    evaluation = {
-        split: CachedFrames(evenly_spread(get_dataset(args.data, split), args.n_eval), args.size, resize_masks=False)
-        for split in args.splits
+
+def raw_weights(best: Path, folder: Path) -> Path:
+    """A copy of ``best`` without its weight average, so that the raw weights of the same epoch are scored."""
+    state = load_checkpoint(best, map_location="cpu")
+    state.pop("ema", None)
+    state.pop("ema_steps", None)
+    path = folder / "raw.pt"
+    torch.save(state, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_config_arguments(parser)
+    parser.add_argument("--json", required=True, help="write the results here")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(RECIPE + argv)
+    config, _ = config_from_args(args)
+    out = Path(config.out)
+
+    started = time.perf_counter()
+    history = run.train(config)
+    train_s = time.perf_counter() - started
+    best = out / "best.pt"
+
+    scores = {
+        "test_tta": timed_score(best, "test", tta=True),
+        "test": json.loads((out / "test.json").read_text()),
+        "val_tta": timed_score(best, "val", tta=True),
+        "val": json.loads((out / "val.json").read_text()),
     }
+    if config.ema:
+        with tempfile.TemporaryDirectory() as folder:
+            raw = raw_weights(best, Path(folder))
+            scores["test_raw_weights"] = timed_score(raw, "test", tta=False)
+            scores["test_raw_weights_tta"] = timed_score(raw, "test", tta=True)
+    for name, row in scores.items():
+        print(f"{name}: polyp J {row['jaccard'][1]:.4f}, per image {row['per_image_jaccard'][1]:.4f}", flush=True)
 
-    model = build_model(args.model, 2, preset=args.preset, width=args.width, batch_norm=True)
-    model = model.to(memory_format=torch.channels_last)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True) if args.ema else None
-    loader = DataLoader(
-        train,
-        batch_size=args.batch_size,
-        shuffle=True,
-        drop_last=True,
-        collate_fn=pad_collate,
-        generator=torch.Generator().manual_seed(args.seed),
-        num_workers=args.num_workers,
-        persistent_workers=args.num_workers > 0,
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    if args.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=args.lr, total_steps=args.epochs * len(loader)
-        )
-    else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * len(loader))
-    criterion = loss_fn(args.loss)
-    budget = args.idle_minutes * 60 / args.idle_factor if args.idle_minutes else None  # in CPU seconds
-
-    history, stop = [], "reached the last epoch"
-    for epoch in range(1, args.epochs + 1):
-        used = time.process_time() - cpu_started
-        if budget and history and used + history[-1]["cpu_s"] > budget:
-            stop = f"idle-time budget of {args.idle_minutes:g} min"
-            break
-        model.train()
-        epoch_cpu, losses = time.process_time(), []
-        for images, masks in loader:
-            images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                logits = model(images)
-            loss = criterion(logits, masks)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            losses.append(loss.item())
-        history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "cpu_s": time.process_time() - epoch_cpu})
-        print(f"epoch {epoch}: loss {history[-1]['loss']:.4f}, {history[-1]['cpu_s']:.0f} CPU s", flush=True)
-    train_cpu = time.process_time() - cpu_started
-
-    scored = ema.module if ema is not None else model
-    results = {}
-    for split, frames in evaluation.items():
-        eval_cpu = time.process_time()
-        results[split] = score(scored, frames, amp_dtype, args.tta)
-        results[split]["cpu_s"] = time.process_time() - eval_cpu
-        if args.tta != "none" and args.compare_tta:
-            results[f"{split}_without_tta"] = score(scored, frames, amp_dtype, "none")
-        if ema is not None and args.compare_ema:
-            results[f"{split}_raw_weights"] = score(model, frames, amp_dtype, args.tta)
-        print(f"{split}: " + ", ".join(f"{k} {v:.4f}" for k, v in results[split].items()), flush=True)
-    total_cpu = time.process_time() - cpu_started
     result = {
-        "settings": vars(args) | {"amp_dtype": str(amp_dtype)},
+        "command": "python benchmarks/quality.py " + " ".join(argv),
+        "recipe": " ".join(RECIPE),
+        "settings": asdict(config),
+        "machine": machine(),
         "epochs_done": len(history),
-        "stop": stop,
-        "n_train": len(train),
-        "train_cpu_s": train_cpu,
-        "total_cpu_s": total_cpu,
-        "idle_minutes_estimate": total_cpu * args.idle_factor / 60,
-        "wall_s": time.perf_counter() - wall_started,
-        "scores": results,
-        "history": history,
+        "best_epoch": scores["test"].get("epoch"),
+        "train_s": train_s,
+        "recipe_s": train_s + scores["test_tta"]["seconds"],
+        "epoch_s_mean": sum(row["seconds"] for row in history) / len(history),
+        "scores": scores,
     }
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    if args.save:
-        torch.save(scored.state_dict(), args.save)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"{len(history)} epochs, {train_s / 60:.1f} min training, {result['recipe_s'] / 60:.1f} min with TTA test")
     return result
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    a = parser.add_argument
-    a("--data", default="kvasir-seg")
-    a("--model", default="fcn8s")
-    a("--preset", default="compact")
-    a("--width", type=float, default=0.25)
-    a("--size", type=int, default=256, help="shorter side of the frames the network sees (pixels)")
-    a("--crop", type=int, default=224, help="random square training crops (0: whole frames)")
-    a("--hflip", type=float, default=0.5)
-    a("--vflip", type=float, default=0.5)
-    a("--rotation", type=float, default=0.0, help="degrees")
-    a("--scale", type=float, nargs=2, default=[0.8, 1.2])
-    a("--color-jitter", type=float, default=0.0)
-    a("--n-train", type=int, default=None)
-    a("--n-eval", type=int, default=None, help="score only this many frames of each split (smoke tests)")
-    a("--batch-size", type=int, default=8)
-    a("--lr", type=float, default=1e-3)
-    a("--weight-decay", type=float, default=0.0)
-    a("--schedule", choices=["cosine", "onecycle"], default="cosine")
-    a("--epochs", type=int, default=12)
-    a("--idle-minutes", type=float, default=None, help="stop before an epoch that would end past this budget")
-    a("--loss", choices=["ce", "dice", "ce+dice"], default="ce")
-    a(
-        "--ema",
-        type=float,
-        default=0.0,
-        help="EMA decay per step (0: off); batch-norm statistics are averaged too, which scored far below the raw "
-        "weights in 10-epoch runs (book/results/quality_levers_proxy.csv): recompute them before trusting it",
-    )
-    a("--tta", choices=["none", "flips"], default="none")
-    a("--compare-tta", action="store_true", help="also score without TTA")
-    a("--compare-ema", action="store_true", help="also score the raw weights")
-    a("--splits", nargs="+", default=["val"])
-    a("--amp", choices=["auto", "bf16", "none"], default="auto")
-    a("--num-workers", type=int, default=0)
-    a("--threads", type=int, default=1)
-    a("--idle-factor", type=float, default=0.9, help="idle 2-thread wall seconds per CPU second measured here")
-    a("--seed", type=int, default=0)
-    a("--out", help="write the JSON here")
-    a("--save", help="save the scored weights here")
-    return parser
-
-
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    main()

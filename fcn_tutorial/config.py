@@ -190,7 +190,7 @@ class TrainConfig:
     )
     num_workers: int | None = option(
         None,
-        "DataLoader worker processes (default: one per CPU core beyond the first, at most 4)",
+        "DataLoader worker processes (default: none when a CPU trains; with a GPU, one per core beyond one, at most 4)",
         low=0,
         high=256,
         resumable=True,

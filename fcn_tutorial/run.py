@@ -295,7 +295,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> list[dict]:
 
 
 def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[dict]:
-    from .data.loaders import make_eval_loader, make_train_loader
+    from .data.loaders import default_num_workers, make_eval_loader, make_train_loader
 
     run_started = time.perf_counter()  # the time limit counts everything: data preparation too
     out = Path(config.out)
@@ -337,11 +337,12 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     ema = engine.build_ema(raw_model, config.ema) if config.ema else None
     optimizer = engine.build_optimizer(raw_model, config)
     pin_memory = device.type == "cuda"
+    num_workers = config.num_workers if config.num_workers is not None else default_num_workers(device)
     train_batches = make_train_loader(
         datasets["train"],
         batch_size=config.batch_size,
         seed=config.seed,
-        num_workers=config.num_workers,
+        num_workers=num_workers,
         rank=ctx.rank,
         world_size=ctx.world_size,
         pin_memory=pin_memory,
@@ -403,7 +404,8 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     val_loader = make_eval_loader(
         datasets["val"],
         batch_size=eval_batch_size,
-        num_workers=config.num_workers,
+        num_workers=num_workers,
+        persistent_workers=True,  # not a new worker process for every epoch's validation
         rank=ctx.rank,
         world_size=ctx.world_size,
         pin_memory=pin_memory,
@@ -602,6 +604,7 @@ def _score_best_epoch(
     progress: bool | None,
 ) -> None:
     """Score ``best.pt`` at full size, in fp32, as ``fcn-tutorial evaluate`` does: ``val.json`` and ``test.json``."""
+    from .data.loaders import default_num_workers
     from .evaluate import checkpoint_report
 
     state = load_checkpoint(best_path, map_location=ctx.device)
@@ -618,7 +621,7 @@ def _score_best_epoch(
             input_size=config.resize,
             normalize=config.normalize,
             batch_size=config.eval_batch_size or default_eval_batch_size(ctx.device),
-            num_workers=config.num_workers,
+            num_workers=config.num_workers if config.num_workers is not None else default_num_workers(ctx.device),
             rank=ctx.rank,
             world_size=ctx.world_size,
             progress=progress,

@@ -8,23 +8,39 @@ from torch.utils.data import Dataset, DistributedSampler
 from torchvision import tv_tensors
 
 from fcn_tutorial.data import VOID, make_loaders, pad_collate
-from fcn_tutorial.data.transforms import eval_transforms, get_preset, original_preset, train_transforms
+from fcn_tutorial.data.loaders import default_num_workers
+from fcn_tutorial.data.transforms import (
+    RandomZoomCrop,
+    eval_transforms,
+    get_preset,
+    original_preset,
+    train_transforms,
+)
 
 
-def coded_pair(height=50, width=70, seed=0):
+def coded_pair(height=50, width=70, seed=0, block=5):
     """A mask of random blocks (0, 1, 2) and an image that encodes it: channel 0 = mask / 4, channel 1 = 1."""
     generator = torch.Generator().manual_seed(seed)
-    mask = torch.randint(0, 3, (height // 5 + 1, width // 5 + 1), generator=generator)
-    mask = mask.repeat_interleave(5, 0).repeat_interleave(5, 1)[:height, :width]
+    mask = torch.randint(0, 3, (height // block + 1, width // block + 1), generator=generator)
+    mask = mask.repeat_interleave(block, 0).repeat_interleave(block, 1)[:height, :width]
     image = torch.stack([mask / 4, torch.ones(height, width), torch.rand(height, width, generator=generator)])
     return tv_tensors.Image(image.float()), tv_tensors.Mask(mask)
 
 
-def assert_aligned(image, mask):
+def assert_aligned(image, mask, exact=True):
+    """The image still encodes the mask; pixels from outside the frame are 0 in the image and VOID in the mask.
+
+    ``exact=False`` for a zoom, whose antialiased image resize blends the edges of the 5-pixel blocks
+    (the mask, resized by nearest neighbour, keeps hard edges): most pixels of 10-pixel blocks must still agree.
+    """
     valid = mask != VOID
-    assert torch.equal((image[0][valid] * 4).round().long(), mask[valid])  # the image still encodes the mask
-    assert (image[1][valid] == 1).all()
-    assert (image[1][~valid] == 0).all()  # pixels from outside the frame: 0 in the image, VOID in the mask
+    if exact:
+        assert torch.equal((image[0][valid] * 4).round().long(), mask[valid])
+        assert (image[1][valid] == 1).all()
+        assert (image[1][~valid] == 0).all()
+    else:
+        assert ((image[0][valid] * 4).round().long() == mask[valid]).float().mean() > 0.75
+        assert ((image[1] > 0.5) == valid).float().mean() > 0.9  # inside the frame: 1; outside: 0 and VOID
 
 
 @pytest.mark.parametrize(
@@ -33,21 +49,56 @@ def assert_aligned(image, mask):
         dict(crop_size=32, hflip=0.5, vflip=0.5),
         dict(crop_size=96, hflip=1.0),  # larger than the frame: padded
         dict(crop_size=40, rotation=45, scale=(0.6, 1.4), hflip=0.5, vflip=0.5),
+        dict(crop_size=40, scale=(0.5, 1.5)),  # zoomed out: windows larger than the frame, padded
         dict(crop_size=None, rotation=30),
+        dict(crop_size=None, scale=(0.7, 1.3)),
     ],
 )
 def test_augmentation_keeps_image_and_mask_aligned(options):
     transform = train_transforms(**options)
     for seed in range(20):
-        image, mask = transform(*coded_pair(seed=seed))
+        image, mask = transform(*coded_pair(seed=seed, block=5 if "scale" not in options else 10))
         assert isinstance(image, tv_tensors.Image) and isinstance(mask, tv_tensors.Mask)
         assert mask.dtype == torch.int64 and image.dtype == torch.float32
         assert image.shape[1:] == mask.shape
         if options["crop_size"]:
             assert mask.shape == (options["crop_size"],) * 2
-        assert_aligned(image, mask)
+        assert_aligned(image, mask, exact="scale" not in options)
     if options["crop_size"] == 96:
         assert (mask == VOID).any()
+
+
+def test_zoom_crop_labels_windows_and_padding():
+    """RandomZoomCrop: labels stay labels; zoom z shows a window of size / z pixels; outside the frame is VOID."""
+    image, mask = coded_pair(height=64, width=80)
+    for zoom, window in ((2.0, 16), (0.5, 64)):
+        torch.manual_seed(0)
+        out_image, out_mask = RandomZoomCrop(32, (zoom, zoom))(image, mask)
+        assert out_image.shape == (3, 32, 32) and out_mask.shape == (32, 32)
+        assert set(out_mask.unique().tolist()) <= {0, 1, 2, VOID}
+        assert RandomZoomCrop(32, (zoom, zoom)).make_params([image, mask])["window"] == [window, window]
+    assert not (out_mask == VOID).all() and (out_mask != VOID).any()
+    # a window of 64 on a 64-pixel-high frame fits vertically; zoom 0.25 (128 pixels) must be padded
+    torch.manual_seed(0)
+    _, padded = RandomZoomCrop(32, (0.25, 0.25))(image, mask)
+    assert (padded == VOID).float().mean() > 0.3
+
+
+def test_zoom_crop_costs_less_than_zooming_the_whole_frame():
+    """The crop is resized, not the frame: the zoom-and-crop pipeline reads a window, never the whole frame."""
+    steps = [type(step).__name__ for step in train_transforms(crop_size=224, scale=(0.8, 1.2)).steps.transforms]
+    assert steps == ["RandomZoomCrop", "RandomHorizontalFlip"]
+    steps = [type(step).__name__ for step in train_transforms(crop_size=224, rotation=10).steps.transforms]
+    assert steps == ["RandomRotation", "RandomCrop", "RandomHorizontalFlip"]
+
+
+def test_no_loader_workers_when_a_cpu_trains(monkeypatch):
+    """On a CPU the network's threads use every core: augmentation runs in the main process (issue 10)."""
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert default_num_workers("cpu") == 0
+    assert default_num_workers("cuda") == 4
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert default_num_workers("cuda:0") == 1
 
 
 def test_plain_tensors_are_treated_as_image_and_mask():

@@ -112,12 +112,19 @@ class EpochSampler(Sampler):
         return len(self.sampler)
 
 
-def default_num_workers() -> int:
-    """DataLoader worker processes when none are asked for: one per CPU core beyond the main process, at most 4.
+def default_num_workers(device: torch.device | str | None = None) -> int:
+    """DataLoader worker processes when none are asked for: none when a CPU trains, else one per core beyond one.
 
-    The main process runs the network; the workers decode and augment frames beside it. On a 2-core
-    machine this is 1, on Colab's 2-vCPU runtime 1, on an 8-core workstation 4.
+    When the CPU runs the network, its threads already use every core: a worker augmenting frames beside
+    them slows them more than the augmentation costs in the main process (on the 2-core machine an epoch
+    of the README's CPU recipe took 18.0 s with one worker and 15.6 s with none,
+    ``benchmarks/train_loop.py``). When a GPU runs it, the CPU is free: one worker per core beyond the
+    main process, at most 4 (1 on Colab's 2-vCPU runtime). ``device=None``: the GPU if there is one.
     """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.device(device).type == "cpu":
+        return 0
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
