@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         "recipe_s": train_s + scores["test_tta"]["seconds"],
         "epoch_s_mean": sum(row["seconds"] for row in history) / len(history),
         "scores": scores,
+        "history": history,  # history.csv's rows: chapter 6 draws the curves from them
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

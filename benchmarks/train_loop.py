@@ -37,44 +37,11 @@ from fcn_tutorial.config import add_config_arguments, build_model_for, config_fr
 from fcn_tutorial.data import loaders
 from fcn_tutorial.precision import precision_plan
 
-# The README's CPU quality recipe (its epochs cut to --epochs, no final test scoring).
-RECIPE = [
-    "--data",
-    "kvasir-seg",
-    "--model",
-    "fcn8s",
-    "--preset",
-    "compact",
-    "--width",
-    "0.25",
-    "--batch-norm",
-    "--resize",
-    "256",
-    "--crop-size",
-    "224",
-    "--hflip",
-    "0.5",
-    "--vflip",
-    "0.5",
-    "--scale",
-    "0.8",
-    "1.2",
-    "--cache",
-    "--batch-size",
-    "8",
-    "--optimizer",
-    "adam",
-    "--lr",
-    "1e-3",
-    "--schedule",
-    "cosine",
-    "--patience",
-    "0",
-    "--seed",
-    "0",
-    "--no-test",
-    "--no-progress",
-]
+sys.path.insert(0, str(Path(__file__).parent))
+from quality import RECIPE as QUALITY_RECIPE  # noqa: E402
+
+# The README's CPU quality recipe (benchmarks/quality.py), cut to --epochs, without the final test scoring.
+RECIPE = [*QUALITY_RECIPE, "--no-test"]
 
 
 class TimedBatches:

@@ -93,7 +93,7 @@ def plot_history(history: Sequence[dict], path: str | os.PathLike | None = None,
     ax_loss.plot(epochs, [row["train_loss"] for row in history], label="train loss")
     ax_loss.plot(epochs, [row["val_loss"] for row in history], label="validation loss")
     ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.set_ylabel("loss")
     ax_loss.legend()
     jaccard_columns = [k for k in (history[0] if history else {}) if k.startswith("val_jaccard_")]
     for column in jaccard_columns:

@@ -21,29 +21,13 @@ from fcn_tutorial.models import build_model
 from fcn_tutorial.run import train
 from fcn_tutorial.scoring import default_eval_batch_size, flip_averaged_logits, predict_logits
 
+from tiny import tiny_config
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     return make_synthetic_polyps(root, n_train=8, n_valid=4, n_test=3, size=(48, 48), seed=0, progress=False)
-
-
-def tiny_config(data, out, **options) -> TrainConfig:
-    values = dict(
-        data=str(data),
-        out=str(out),
-        model="fcn8s",
-        preset="compact",
-        width=0.0625,
-        crop_size=32,
-        batch_size=4,
-        epochs=2,
-        lr=1e-3,
-        progress=False,
-        seed=0,
-        num_workers=0,
-    )
-    return TrainConfig(**{**values, **options})
 
 
 def parse(*argv: str) -> TrainConfig:

@@ -26,6 +26,8 @@ from fcn_tutorial.predict import predict, predict_files, read_image
 from fcn_tutorial.run import train
 from fcn_tutorial.scoring import predict_logits, preprocess
 
+from tiny import tiny_config
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -34,20 +36,7 @@ def run(tmp_path_factory):
     """A finished two-epoch run on 48 x 48 synthetic frames."""
     root = tmp_path_factory.mktemp("work")
     data = make_synthetic_polyps(root / "data", n_train=12, n_valid=5, n_test=4, size=(48, 64), progress=False)
-    config = TrainConfig(
-        data=str(data),
-        out=str(root / "run"),
-        model="fcn8s",
-        preset="compact",
-        width=0.0625,
-        crop_size=32,
-        batch_size=4,
-        epochs=2,
-        lr=1e-3,
-        progress=False,
-        num_workers=0,
-    )
-    train(config)
+    train(tiny_config(data, root / "run"))
     return root / "run", data
 
 
@@ -58,21 +47,7 @@ def resized_runs(run, tmp_path_factory):
     root = tmp_path_factory.mktemp("resized")
     runs = {}
     for normalize in (False, True):
-        config = TrainConfig(
-            data=str(data),
-            out=str(root / f"normalize-{normalize}"),
-            model="fcn8s",
-            preset="compact",
-            width=0.0625,
-            resize=40,
-            crop_size=32,
-            batch_size=4,
-            epochs=2,
-            lr=1e-2,
-            normalize=normalize,
-            progress=False,
-            num_workers=0,
-        )
+        config = tiny_config(data, root / f"normalize-{normalize}", resize=40, lr=1e-2, normalize=normalize)
         train(config)
         runs[normalize] = Path(config.out)
     return runs, data

@@ -41,6 +41,8 @@ from fcn_tutorial.history import read_history
 from fcn_tutorial.runlock import LOCK_NAME, RunFolderBusyError, RunFolderLock
 from fcn_tutorial.scoring import NonFiniteLogitsError, evaluate
 
+from tiny import tiny_config
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "--model",
@@ -67,21 +69,8 @@ def data(tmp_path_factory):
 
 
 def tiny(data, out, **options) -> TrainConfig:
-    values = dict(
-        data=str(data),
-        out=str(out),
-        model="fcn8s",
-        preset="compact",
-        width=0.0625,
-        crop_size=32,
-        batch_size=4,
-        epochs=2,
-        lr=1e-3,
-        progress=False,
-        num_workers=0,
-        test=False,
-    )
-    return TrainConfig(**{**values, **options})
+    """The shared tiny run, without the final test scoring."""
+    return tiny_config(data, out, **{"test": False, **options})
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ from fcn_tutorial.data import make_synthetic_polyps
 from fcn_tutorial.history import read_history
 from fcn_tutorial.train import NonFiniteLossError, TrainConfig, train
 
+from tiny import tiny_config as shared_tiny_config
+
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
@@ -28,24 +30,8 @@ def synthetic_root(tmp_path_factory):
 
 
 def tiny_config(root, out, **options) -> TrainConfig:
-    """A network and data small enough for a few epochs in about a second."""
-    values = dict(
-        data=str(root),
-        out=str(out),
-        model="fcn8s",
-        preset="compact",
-        width=0.0625,
-        crop_size=32,
-        batch_size=4,
-        eval_batch_size=2,
-        epochs=2,
-        lr=1e-3,
-        progress=False,
-        seed=0,
-        num_workers=0,
-    )
-    values.update(options)
-    return TrainConfig(**values)
+    """The shared tiny run, validated two frames at a time."""
+    return shared_tiny_config(root, out, **{"eval_batch_size": 2, **options})
 
 
 def without_seconds(history):
