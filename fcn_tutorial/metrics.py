@@ -323,6 +323,18 @@ class PerImageJaccard:
             return torch.empty(0, self.n_classes, dtype=torch.float64)
         return torch.cat(self._batches)
 
+    def extend(self, values: torch.Tensor) -> None:
+        """Add Jaccards scored elsewhere (another process's shard): an ``images x classes`` tensor like :attr:`values`.
+
+        >>> metric = PerImageJaccard(2)
+        >>> metric.extend(torch.tensor([[1.0, 0.5], [0.9, float("nan")]], dtype=torch.float64))
+        >>> len(metric), metric.mean().tolist()
+        (2, [0.95, 0.5])
+        """
+        if values.ndim != 2 or values.shape[1] != self.n_classes:
+            raise ValueError(f"expected an images x {self.n_classes} tensor, got shape {tuple(values.shape)}")
+        self._batches.append(values.to(torch.float64).cpu())
+
     def compute(self) -> torch.Tensor:
         """The same as :attr:`values`, so that every metric here reads ``update``, ``compute``, ``reset``."""
         return self.values

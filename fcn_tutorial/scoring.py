@@ -238,7 +238,8 @@ def _gather_per_image(per_image: PerImageJaccard) -> None:
     gathered: list = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, per_image.values.cpu())
     per_image.reset()
-    per_image._batches.extend(gathered)  # PerImageJaccard keeps one images x classes tensor per update
+    for values in gathered:  # in rank order
+        per_image.extend(values)
 
 
 def scores_dict(loss: float, scores: SegmentationScores, per_image: PerImageJaccard | None = None) -> dict[str, Any]:

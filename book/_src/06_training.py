@@ -408,9 +408,9 @@ plt.show()
 #
 # The quick profile trains for minutes. Given half an hour, the same kind of network does much better. The
 # runs below are the README's CPU recipe: FCN-8s trained from scratch (compact preset, a quarter of VGG16's
-# width, batch norm, bfloat16) on all 657 training frames resized to a shorter side of 256 pixels, with flips,
-# rotations, zooms and colour changes, cross-entropy + Dice, Adam with a cosine schedule fitted to the half
-# hour, and a moving average of the weights; the test frames are scored with flip test-time augmentation.
+# width, batch norm, bfloat16) on all 657 training frames resized to a shorter side of 256 pixels, with flips
+# and zooms, cross-entropy + Dice, Adam with a cosine schedule of 100 epochs, and a moving average of the
+# weights; the test frames are scored with flip test-time augmentation.
 # `benchmarks/quality.py` ran it twice, with two seeds, on the 2-core CPU that built this book, and wrote
 # what it measured into one JSON file per seed in the book's `results/` folder. This page reads those files
 # instead of training again:
