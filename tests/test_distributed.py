@@ -14,6 +14,8 @@ import pytest
 from fcn_tutorial.data import make_synthetic_polyps
 from fcn_tutorial.history import read_history
 
+from tiny import TINY_NETWORK_ARGS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -38,14 +40,7 @@ def test_two_process_training_scores_every_validation_image_once(tmp_path):
         str(out),
         "--device",
         "cpu",
-        "--model",
-        "fcn8s",
-        "--preset",
-        "compact",
-        "--width",
-        "0.0625",
-        "--crop-size",
-        "32",
+        *TINY_NETWORK_ARGS,
         "--batch-size",
         "2",
         "--eval-batch-size",

@@ -41,18 +41,11 @@ from fcn_tutorial.history import read_history
 from fcn_tutorial.runlock import LOCK_NAME, RunFolderBusyError, RunFolderLock
 from fcn_tutorial.scoring import NonFiniteLogitsError, evaluate
 
-from tiny import tiny_config
+from tiny import TINY_NETWORK_ARGS, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
-    "--model",
-    "fcn8s",
-    "--preset",
-    "compact",
-    "--width",
-    "0.0625",
-    "--crop-size",
-    "32",
+    *TINY_NETWORK_ARGS,
     "--batch-size",
     "4",
     "--num-workers",

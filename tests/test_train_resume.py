@@ -16,7 +16,10 @@ from fcn_tutorial.checkpoint import load_checkpoint
 from fcn_tutorial.data import make_synthetic_polyps
 from fcn_tutorial.history import read_history
 
+from tiny import TINY_NETWORK_ARGS
+
 pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -30,14 +33,7 @@ def train_command(data: Path, out: Path, epochs: int) -> list[str]:
         str(data),
         "--out",
         str(out),
-        "--model",
-        "fcn8s",
-        "--preset",
-        "compact",
-        "--width",
-        "0.0625",
-        "--crop-size",
-        "32",
+        *TINY_NETWORK_ARGS,
         "--hflip",
         "0.5",
         "--rotation",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fcn_tutorial.config import TrainConfig
 
+# The same network on the command line (``fcn-tutorial train`` and ``torchrun``).
+TINY_NETWORK_ARGS = ["--model", "fcn8s", "--preset", "compact", "--width", "0.0625", "--crop-size", "32"]
+
 
 def tiny_config(data, out, **options) -> TrainConfig:
     """FCN-8s compact at width 1/16 on 32-pixel crops, two epochs, one process, no progress bars; ``options`` win."""
