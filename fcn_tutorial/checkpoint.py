@@ -9,10 +9,6 @@ carries pickled code is refused with a :class:`ValueError` and its code never ru
 
 The random number generators (Python, NumPy, torch, CUDA) are stored too, as tensors and plain
 values, so that :func:`restore_rng_state` continues a run exactly where it stopped.
-
-Training writes its checkpoints through a :class:`CheckpointWriter`: a copy of the state is taken at
-once, and one background thread writes it while the next epoch trains, so the disk never holds the
-loop up.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ import errno
 import os
 import pickle
 import random
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +25,7 @@ import torch
 
 from .files import atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointWriter", "rng_state", "restore_rng_state"]
+__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "restore_rng_state"]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -52,76 +47,6 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
         raise OSError(
             errno.ENOSPC, "could not write the checkpoint (torch.save stopped part-way: is the disk full?)", str(path)
         ) from None
-
-
-def _copied(value: Any) -> Any:
-    """``value`` with every tensor in it cloned: a snapshot that later in-place updates cannot change."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, dict):
-        return {key: _copied(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_copied(item) for item in value)
-    return value
-
-
-class CheckpointWriter:
-    """Write checkpoints in a background thread, in the order they were handed over.
-
-    :meth:`submit` clones the state's tensors first (the next training step changes the weights and
-    Adam's moments in place), then one thread writes the snapshot with :func:`save_checkpoint`, atomically,
-    while training goes on. At most ``max_pending`` snapshots wait in memory; the next :meth:`submit`
-    waits for older ones. A failed write is raised by the next :meth:`submit` or by :meth:`wait`. Use it
-    as a context manager: leaving the block waits for every write, even when training fails or is
-    interrupted, so the checkpoint of the last finished epoch is never lost.
-
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> weights = torch.zeros(2)
-    >>> with CheckpointWriter() as writer:
-    ...     writer.submit({"w": weights}, folder / "last.pt")
-    ...     weights += 1                                   # training goes on: the snapshot is unchanged
-    >>> load_checkpoint(folder / "last.pt")["w"]
-    tensor([0., 0.])
-    """
-
-    def __init__(self, max_pending: int = 2):
-        self.max_pending = max_pending
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
-        self._pending: list[Future] = []
-
-    def submit(self, state: dict[str, Any], path: str | os.PathLike) -> None:
-        """Snapshot ``state`` now and write it to ``path`` in the background."""
-        while self._pending and (self._pending[0].done() or len(self._pending) >= self.max_pending):
-            self._pending.pop(0).result()  # raises the error of a failed write
-        self._pending.append(self._executor.submit(save_checkpoint, _copied(state), path))
-
-    def wait(self) -> None:
-        """Block until every submitted checkpoint is on disk; raise the first failed write's error."""
-        pending, self._pending = self._pending, []
-        errors = []
-        for future in pending:
-            try:
-                future.result()
-            except Exception as error:  # noqa: BLE001 - every write is waited for before the first error is raised
-                errors.append(error)
-        if errors:
-            raise errors[0]
-
-    def __enter__(self) -> CheckpointWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        try:
-            if exc_type is None:
-                self.wait()
-            else:  # already failing: finish the writes, but let the first error through
-                try:
-                    self.wait()
-                except Exception:  # noqa: BLE001
-                    pass
-        finally:
-            self._executor.shutdown(wait=True)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -23,8 +23,7 @@ With ``--resize``, the per-epoch validation scores the masks resized to the trai
 ``init_from`` starts the network from a trained coarser one (FCN-16s from FCN-32s, FCN-8s from FCN-16s,
 as the paper trained them; :mod:`fcn_tutorial.models.staged`).
 
-Nothing is lost on interruption: checkpoints are written atomically after every epoch (by a background
-thread, :class:`~fcn_tutorial.checkpoint.CheckpointWriter`, while the next epoch trains), and the data
+Nothing is lost on interruption: checkpoints are written atomically after every epoch, and the data
 order and augmentation of epoch ``e`` derive from ``(seed, e)`` only, so ``resume=True`` continues a
 killed run to the same weights, bit for bit, as a run that was never interrupted.
 
@@ -52,7 +51,7 @@ from torchvision import tv_tensors
 from tqdm.auto import tqdm
 
 from . import engine
-from .checkpoint import CheckpointWriter, load_checkpoint, restore_rng_state, rng_state
+from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .config import RUNS_ENV_VAR, TrainConfig, build_model_for, runs_home
 from .distributed import DistributedContext, all_reduce_sum, barrier, cleanup, init_distributed
 from .files import atomic_write_text, remove_stale_temporaries
@@ -422,124 +421,122 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         total=config.epochs,
         unit="epoch",
     )
-    # checkpoints are written in the background while the next epoch trains; leaving the block waits for them
-    with CheckpointWriter() as writer:
-        for epoch in epochs_bar:
-            if best_epoch and config.patience is not None and epoch - best_epoch > config.patience:
-                stop_reason = f"no improvement for {config.patience} epochs"
+    for epoch in epochs_bar:
+        if best_epoch and config.patience is not None and epoch - best_epoch > config.patience:
+            stop_reason = f"no improvement for {config.patience} epochs"
+            break
+        if config.time_limit is not None and history:
+            mean_epoch = sum(row["seconds"] for row in history) / len(history)
+            over = time.perf_counter() - run_started + mean_epoch > config.time_limit * 60
+            if all_reduce_sum(torch.tensor(float(over), device=device)).item():  # every process stops together
+                stop_reason = f"time limit of {config.time_limit:g} min"
                 break
-            if config.time_limit is not None and history:
-                mean_epoch = sum(row["seconds"] for row in history) / len(history)
-                over = time.perf_counter() - run_started + mean_epoch > config.time_limit * 60
-                if all_reduce_sum(torch.tensor(float(over), device=device)).item():  # every process stops together
-                    stop_reason = f"time limit of {config.time_limit:g} min"
-                    break
-            started = time.perf_counter()
-            seed_everything(epoch_seed(config.seed, epoch, ctx.rank))  # dropout and in-process augmentation
-            lr = optimizer.param_groups[0]["lr"]
-            train_batches.sampler.set_epoch(epoch)
-            try:
-                train_loss = engine.train_one_epoch(
-                    model,
-                    train_batches,
-                    optimizer,
-                    device,
-                    scheduler=scheduler,
-                    scaler=scaler,
-                    amp_dtype=amp_dtype,
-                    class_weights=class_weights,
-                    channels_last=config.use_channels_last,
-                    loss=config.loss,
-                    ema=ema,
-                    epoch=epoch,
-                    progress=progress,
+        started = time.perf_counter()
+        seed_everything(epoch_seed(config.seed, epoch, ctx.rank))  # dropout and in-process augmentation
+        lr = optimizer.param_groups[0]["lr"]
+        train_batches.sampler.set_epoch(epoch)
+        try:
+            train_loss = engine.train_one_epoch(
+                model,
+                train_batches,
+                optimizer,
+                device,
+                scheduler=scheduler,
+                scaler=scaler,
+                amp_dtype=amp_dtype,
+                class_weights=class_weights,
+                channels_last=config.use_channels_last,
+                loss=config.loss,
+                ema=ema,
+                epoch=epoch,
+                progress=progress,
+            )
+            # the loss was finite, but the last steps may not have been: nothing non-finite goes into last.pt
+            diverged = non_finite_parameters(raw_model) + _non_finite_optimizer_state(optimizer)
+            if ema is not None:
+                diverged += [f"EMA {name}" for name in non_finite_parameters(ema)]
+            if diverged:
+                raise engine.NonFiniteLossError(
+                    f"the weights became NaN or infinite during epoch {epoch} ({len(diverged)} tensors, e.g. "
+                    f"{diverged[0]}); lower --lr, or try --amp none"
                 )
-                # the loss was finite, but the last steps may not have been: nothing non-finite goes into last.pt
-                diverged = non_finite_parameters(raw_model) + _non_finite_optimizer_state(optimizer)
-                if ema is not None:
-                    diverged += [f"EMA {name}" for name in non_finite_parameters(ema)]
-                if diverged:
-                    raise engine.NonFiniteLossError(
-                        f"the weights became NaN or infinite during epoch {epoch} ({len(diverged)} tensors, e.g. "
-                        f"{diverged[0]}); lower --lr, or try --amp none"
-                    )
-            except engine.NonFiniteLossError as error:
-                message = f"stopped: {error}; " + _saved_epochs(out, saved_epoch, best_epoch)
-                log.to_file(message)
-                raise engine.NonFiniteLossError(message) from None
-            try:
-                val_loss, scores = evaluate(
-                    eval_model,
-                    val_loader,
-                    config.n_classes,
-                    device,
-                    input_size=val_input_size,
-                    normalize=config.normalize,
-                    amp_dtype=amp_dtype,
-                    channels_last=config.use_channels_last,
-                    progress=progress,
-                )
-                accuracy, jaccard, mean_jaccard = scores.pixel_accuracy, scores.jaccard, scores.mean_jaccard
-            except NonFiniteLogitsError as error:  # finite weights, NaN scores: recorded, never an improvement
-                log(f"epoch {epoch}: {error}; this epoch cannot be the best")
-                val_loss, accuracy, jaccard, mean_jaccard = math.nan, math.nan, [math.nan] * config.n_classes, math.nan
-            seconds = time.perf_counter() - started
-            elapsed = time.perf_counter() - run_started
-            row = {
-                "epoch": epoch,
-                "lr": lr,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_accuracy": float(accuracy),
-            }
-            row.update({f"val_jaccard_{c}": float(j) for c, j in enumerate(jaccard)})
-            row.update({"val_jaccard_mean": float(mean_jaccard), "val_size": val_size, "seconds": seconds})
-            history.append(row)
+        except engine.NonFiniteLossError as error:
+            message = f"stopped: {error}; " + _saved_epochs(out, saved_epoch, best_epoch)
+            log.to_file(message)
+            raise engine.NonFiniteLossError(message) from None
+        try:
+            val_loss, scores = evaluate(
+                eval_model,
+                val_loader,
+                config.n_classes,
+                device,
+                input_size=val_input_size,
+                normalize=config.normalize,
+                amp_dtype=amp_dtype,
+                channels_last=config.use_channels_last,
+                progress=progress,
+            )
+            accuracy, jaccard, mean_jaccard = scores.pixel_accuracy, scores.jaccard, scores.mean_jaccard
+        except NonFiniteLogitsError as error:  # finite weights, NaN scores: recorded, never an improvement
+            log(f"epoch {epoch}: {error}; this epoch cannot be the best")
+            val_loss, accuracy, jaccard, mean_jaccard = math.nan, math.nan, [math.nan] * config.n_classes, math.nan
+        seconds = time.perf_counter() - started
+        elapsed = time.perf_counter() - run_started
+        row = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_accuracy": float(accuracy),
+        }
+        row.update({f"val_jaccard_{c}": float(j) for c, j in enumerate(jaccard)})
+        row.update({"val_jaccard_mean": float(mean_jaccard), "val_size": val_size, "seconds": seconds})
+        history.append(row)
 
-            improved = monitored_value(row, config.monitor) > best
+        improved = monitored_value(row, config.monitor) > best
+        if improved:
+            best, best_epoch = monitored_value(row, config.monitor), epoch
+        if ctx.is_main:
+            ema_state = {} if ema is None else {"ema": ema.module.state_dict(), "ema_steps": int(ema.n_averaged)}
             if improved:
-                best, best_epoch = monitored_value(row, config.monitor), epoch
-            if ctx.is_main:
-                ema_state = {} if ema is None else {"ema": ema.module.state_dict(), "ema_steps": int(ema.n_averaged)}
-                if improved:
-                    writer.submit(
-                        {
-                            "model": raw_model.state_dict(),
-                            **ema_state,
-                            "config": asdict(config),
-                            "epoch": epoch,
-                            "scores": row,
-                        },
-                        best_path,
-                    )
-                writer.submit(
+                save_checkpoint(
                     {
                         "model": raw_model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "scaler": scaler.state_dict() if scaler is not None else None,
                         **ema_state,
-                        "epoch": epoch,
-                        "best": best,
-                        "best_epoch": best_epoch,
-                        "elapsed": elapsed,
                         "config": asdict(config),
-                        "history": history,
-                        "rng": rng_state(),
+                        "epoch": epoch,
+                        "scores": row,
                     },
-                    last_path,
+                    best_path,
                 )
-                saved_epoch = epoch
-                write_history(history, out / "history.csv")
-                # drawing costs a second or two: at most once a minute, and at most 2 % of the loop's time
-                if time.perf_counter() - curves_drawn > max(60.0, 50 * drawing_seconds):
-                    drawing_started = time.perf_counter()
-                    plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")
-                    curves_drawn = time.perf_counter()
-                    drawing_seconds = curves_drawn - drawing_started
-            log(epoch_line(row, config.n_classes))
-            epochs_bar.set_postfix(jaccard=f"{row['val_jaccard_mean']:.4f}", best=f"{best:.4f}", refresh=False)
-            barrier()
+            save_checkpoint(
+                {
+                    "model": raw_model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    **ema_state,
+                    "epoch": epoch,
+                    "best": best,
+                    "best_epoch": best_epoch,
+                    "elapsed": elapsed,
+                    "config": asdict(config),
+                    "history": history,
+                    "rng": rng_state(),
+                },
+                last_path,
+            )
+            saved_epoch = epoch
+            write_history(history, out / "history.csv")
+            # drawing costs a second or two: at most once a minute, and at most 2 % of the loop's time
+            if time.perf_counter() - curves_drawn > max(60.0, 50 * drawing_seconds):
+                drawing_started = time.perf_counter()
+                plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")
+                curves_drawn = time.perf_counter()
+                drawing_seconds = curves_drawn - drawing_started
+        log(epoch_line(row, config.n_classes))
+        epochs_bar.set_postfix(jaccard=f"{row['val_jaccard_mean']:.4f}", best=f"{best:.4f}", refresh=False)
+        barrier()
     epochs_bar.close()
     if ctx.is_main and history:
         plot_history(history, out / "curves.png", title=f"{config.model} on {config.data}")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import threading
 
 import numpy as np
 import pytest
 import torch
 
-from fcn_tutorial.checkpoint import CheckpointWriter, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from fcn_tutorial.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 
 
 class Payload:
@@ -91,70 +90,3 @@ def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
     again = (random.random(), np.random.standard_normal(), torch.rand(3))
     assert again[:2] == expected[:2]
     assert torch.equal(again[2], expected[2])
-
-
-def test_the_background_writer_saves_a_snapshot_in_order(tmp_path):
-    weights = torch.zeros(3)
-    moments = {"state": {0: {"exp_avg": torch.ones(3)}}}
-    with CheckpointWriter() as writer:
-        for epoch in range(1, 4):
-            writer.submit({"model": {"w": weights}, "optimizer": moments, "epoch": epoch}, tmp_path / "last.pt")
-            weights += 10  # the next epoch changes the tensors in place while the write may still run
-            moments["state"][0]["exp_avg"] *= 2
-    state = load_checkpoint(tmp_path / "last.pt")
-    assert state["epoch"] == 3  # the last submitted, not an earlier write that finished late
-    assert torch.equal(state["model"]["w"], torch.full((3,), 20.0))
-    assert torch.equal(state["optimizer"]["state"][0]["exp_avg"], torch.full((3,), 4.0))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
-
-
-def test_the_background_writer_runs_off_the_calling_thread(tmp_path, monkeypatch):
-    from fcn_tutorial import checkpoint
-
-    real_save, release, threads = checkpoint.torch.save, threading.Event(), []
-
-    def slow_save(state, file):
-        threads.append(threading.current_thread().name)
-        assert release.wait(5), "the caller never went on"
-        real_save(state, file)
-
-    monkeypatch.setattr(checkpoint.torch, "save", slow_save)
-    with CheckpointWriter() as writer:
-        writer.submit({"epoch": 1}, tmp_path / "last.pt")  # returns while the write is blocked
-        assert not (tmp_path / "last.pt").exists()
-        release.set()
-    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
-    assert threads and threads[0] != threading.current_thread().name
-
-
-def test_a_failed_background_write_is_raised_and_the_others_still_finish(tmp_path, monkeypatch):
-    from fcn_tutorial import checkpoint
-
-    real_save = checkpoint.torch.save
-
-    def fail_best(state, file):
-        if state.get("name") == "best":
-            raise OSError(28, "No space left on device")
-        real_save(state, file)
-
-    monkeypatch.setattr(checkpoint.torch, "save", fail_best)
-    writer = CheckpointWriter()
-    writer.submit({"name": "best"}, tmp_path / "best.pt")
-    writer.submit({"name": "last"}, tmp_path / "last.pt")
-    with pytest.raises(OSError, match="best.pt"):
-        writer.wait()
-    assert load_checkpoint(tmp_path / "last.pt")["name"] == "last"
-    assert not (tmp_path / "best.pt").exists() and not list(tmp_path.glob(".*.tmp"))
-    writer.submit({"name": "best"}, tmp_path / "best.pt")
-    with pytest.raises(OSError, match="best.pt"):  # raised by the next submit at the latest
-        writer.submit({"name": "last"}, tmp_path / "last.pt")
-        writer.submit({"name": "last"}, tmp_path / "last.pt")
-        writer.wait()
-
-
-def test_leaving_the_writer_on_an_error_still_finishes_the_writes(tmp_path):
-    with pytest.raises(KeyboardInterrupt):
-        with CheckpointWriter() as writer:
-            writer.submit({"epoch": 7, "w": torch.randn(1000, 100)}, tmp_path / "last.pt")
-            raise KeyboardInterrupt  # Ctrl-C during the next epoch
-    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 7
