@@ -1,0 +1,54 @@
+"""The stored CPU quality results agree with the recipe that the README prints and benchmarks/quality.py runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from fcn_tutorial.config import add_config_arguments, config_from_args
+
+REPO = Path(__file__).resolve().parents[1]
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from quality import RECIPE  # noqa: E402
+
+RESULTS = REPO / "book" / "results" / "cpu-30min"
+RECIPE_RUNS = sorted(RESULTS.glob("seed*.json"))
+
+
+def recipe_settings(*extra: str) -> dict:
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    config, _ = config_from_args(parser.parse_args([*RECIPE, *extra, "--out", "runs/x"]))
+    return json.loads(config.to_json())
+
+
+def test_there_are_at_least_two_seeds_of_the_recipe():
+    assert len(RECIPE_RUNS) >= 2, [path.name for path in RECIPE_RUNS]
+
+
+@pytest.mark.parametrize("path", RECIPE_RUNS, ids=lambda path: path.name)
+def test_each_recipe_result_was_trained_with_the_recipe(path):
+    result = json.loads(path.read_text(encoding="utf-8"))
+    assert result["recipe"] == " ".join(RECIPE)
+    expected = recipe_settings("--seed", str(result["settings"]["seed"]))
+    trained = {key: value for key, value in result["settings"].items() if key != "out"}
+    assert trained == {key: value for key, value in expected.items() if key != "out"}
+    assert result["epochs_done"] == len(result["history"]) <= expected["epochs"]
+    assert result["recipe_s"] < 30 * 60  # the issue's budget: training and the TTA test scoring
+    assert {"test", "test_tta", "val"} <= set(result["scores"])
+
+
+def test_the_readme_prints_the_same_recipe():
+    readme = REPO.joinpath("README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"fcn-tutorial train --data kvasir-seg --model fcn8s[^`]*?--out", readme, re.S)
+    recipes = [command for command in commands if "--time-limit" in command]  # the 30-minute recipe
+    assert len(recipes) == 1, f"expected one 30-minute CPU recipe command in the README, found {len(recipes)}"
+    command = recipes[0]
+    printed = " ".join(command.replace("\\\n", " ").split()[2:-1])  # without "fcn-tutorial train", "--out"
+    assert printed == " ".join(option for option in RECIPE if option != "--no-progress") + " --seed 0"
