@@ -23,6 +23,7 @@ import torch
 
 from fcn_tutorial.data import VOID, registry
 from fcn_tutorial.evaluate import load_model
+from fcn_tutorial.metrics import ConfusionMatrix, PerImageJaccard
 from fcn_tutorial.scoring import predict_logits
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
@@ -44,18 +45,15 @@ def polyp_probabilities(model, config, dataset, sizes: list[int]) -> list[tuple[
 
 def polyp_jaccard(frames, threshold: float = 0.5, clean=None) -> tuple[float, float]:
     """Whole-split and per-image polyp Jaccard of ``probability > threshold`` (then ``clean``), void ignored."""
-    intersection = union = 0
-    per_image = []
+    whole, per_image = ConfusionMatrix(2, ignore_index=VOID), PerImageJaccard(2, ignore_index=VOID)
     for probability, mask in frames:
         predicted = probability > threshold
         if clean is not None:
             predicted = clean(predicted)
-        valid = mask != VOID
-        truth, predicted = (mask == 1) & valid, predicted & valid
-        i, u = int((predicted & truth).sum()), int((predicted | truth).sum())
-        intersection, union = intersection + i, union + u
-        per_image.append(i / u if u else 1.0)
-    return intersection / max(union, 1), float(np.mean(per_image))
+        labels, truth = torch.from_numpy(np.asarray(predicted, dtype=np.int64)), torch.from_numpy(mask)
+        whole.update(labels, truth)
+        per_image.update(labels, truth)
+    return float(whole.compute().jaccard[1]), float(per_image.mean()[1])
 
 
 def clean_ups() -> dict:
