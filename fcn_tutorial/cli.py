@@ -26,6 +26,7 @@ import traceback
 COMMAND_MODULES = (
     "fcn_tutorial.train",
     "fcn_tutorial.evaluate",
+    "fcn_tutorial.threshold",
     "fcn_tutorial.predict",
     "fcn_tutorial.data.commands",
 )

@@ -6,6 +6,11 @@ alike::
 
     fcn-tutorial evaluate runs/fcn8s/best.pt --data kvasir-seg --split val --json
     fcn-tutorial evaluate runs/fcn8s/best.pt --data my-labelled-frames/ --split all
+    fcn-tutorial evaluate runs/fcn8s/best.pt --tta --threshold 0.3
+
+``--threshold`` calls a pixel polyp where the network's polyp probability is above it, instead of taking
+the argmax (0.5); choose it on the validation split with ``fcn-tutorial threshold``
+(:mod:`fcn_tutorial.threshold`).
 
 Masks are always scored at their full size, through :mod:`fcn_tutorial.scoring`: the network sees
 each frame preprocessed exactly as in training (resized to the run's ``--resize`` with antialiasing,
@@ -32,7 +37,7 @@ from .checkpoint import load_checkpoint
 from .config import TrainConfig, build_model_for
 from .device import resolve_device
 from .precision import AMP_CHOICES, precision_plan
-from .scoring import default_eval_batch_size, preprocess, score_dataset
+from .scoring import check_threshold, default_eval_batch_size, preprocess, score_dataset
 
 __all__ = ["load_model", "evaluate_checkpoint", "checkpoint_report", "all_pairs", "ResizedInput", "register"]
 
@@ -152,6 +157,7 @@ def evaluate_checkpoint(
     amp: str = "none",
     channels_last: bool = False,
     tta: bool = False,
+    threshold: float | None = None,
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Score ``checkpoint`` on ``split`` of ``data`` (default: the data set it was trained on).
@@ -162,11 +168,13 @@ def evaluate_checkpoint(
     and mean Jaccard and Dice over the whole split, and the per-image Jaccard (per class, averaged over
     images, and its mean). ``batch_size=None``: :func:`~fcn_tutorial.scoring.default_eval_batch_size`.
     ``tta``: score the flip-averaged probabilities (:func:`~fcn_tutorial.scoring.flip_averaged_logits`).
+    ``threshold``: call a pixel polyp above this probability (:func:`~fcn_tutorial.scoring.decide`).
     """
     from .data import registry
 
     target_device = resolve_device(device)
     model, config = load_model(checkpoint, target_device)
+    check_threshold(threshold, config.n_classes)
     data = data or config.data
     if split == "all":
         dataset = all_pairs(data, config.n_classes)
@@ -186,13 +194,18 @@ def evaluate_checkpoint(
         amp_dtype=amp_dtype,
         channels_last=channels_last,
         tta=tta,
+        threshold=threshold,
         batch_size=batch_size or default_eval_batch_size(target_device),
         num_workers=num_workers,
         progress=progress,
         desc=f"evaluating {split}",
     )
     report = checkpoint_report(checkpoint, data, split, len(dataset), size, scores)
-    return {**report, "tta": "flips" if tta else "none"} if tta else report
+    if tta:
+        report["tta"] = "flips"
+    if threshold is not None:
+        report["threshold"] = threshold
+    return report
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -200,6 +213,8 @@ def format_report(result: dict[str, Any]) -> str:
     classes = ", ".join(f"class {c} {j:.4f}" for c, j in enumerate(result["jaccard"]))
     per_image = ", ".join(f"class {c} {j:.4f}" for c, j in enumerate(result["per_image_jaccard"]))
     size = f"{result['input_size']} px" if result["input_size"] else "full size"
+    if "threshold" in result:
+        size += f", polyp above probability {result['threshold']}"
     return "\n".join(
         [
             f"{result['checkpoint']} on {result['data']} / {result['split']} ({result['images']} images, "
@@ -229,6 +244,7 @@ def _run(args: argparse.Namespace) -> int:
         amp=args.amp,
         channels_last=args.channels_last,
         tta=args.tta,
+        threshold=args.threshold,
         progress=False if args.no_progress else None,
     )
     seconds = time.perf_counter() - started
@@ -278,6 +294,13 @@ def register(subparsers) -> None:
     parser.add_argument("--amp", default="none", choices=AMP_CHOICES, help="precision (default: none, fp32)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     parser.add_argument("--tta", action="store_true", help="average each frame with its flips (4 passes per frame)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="two classes: call a pixel polyp above this probability (default: argmax, i.e. 0.5); "
+        "choose it on val with fcn-tutorial threshold",
+    )
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

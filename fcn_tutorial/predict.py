@@ -55,7 +55,7 @@ from .evaluate import load_model
 from .files import OutputClaims, atomic_write
 from .precision import AMP_CHOICES, precision_plan
 from .progress import progress_bar
-from .scoring import predict
+from .scoring import check_threshold, predict
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -184,6 +184,7 @@ def predict_files(
     amp: str = "none",
     channels_last: bool = False,
     tta: bool = False,
+    threshold: float | None = None,
     progress: bool | None = None,
     overwrite: bool = False,
     max_pixels: int | None = None,
@@ -197,8 +198,8 @@ def predict_files(
     read: an existing file stops the run with ``FileExistsError`` unless ``overwrite``, and inputs are never
     overwritten. Frames over ``max_pixels`` (default :func:`max_input_pixels`) at the network's input are
     downscaled for it, and ``log`` (default: ``warnings.warn``) says so. ``amp`` (see
-    :func:`fcn_tutorial.precision.precision_plan`), ``channels_last`` and ``tta`` (flip averaging) are passed to
-    :func:`fcn_tutorial.scoring.predict`.
+    :func:`fcn_tutorial.precision.precision_plan`), ``channels_last``, ``tta`` (flip averaging) and ``threshold``
+    (polyp above this probability instead of the argmax) are passed to :func:`fcn_tutorial.scoring.predict`.
     """
     target_device = resolve_device(device)
     amp_dtype, _ = precision_plan(target_device.type, amp)
@@ -209,6 +210,7 @@ def predict_files(
         model, config = load_model(checkpoint_or_model, target_device)
         train_size, n_classes = config.resize, config.n_classes
         normalize = config.normalize if normalize is None else normalize
+    check_threshold(threshold, n_classes)
     run_size = train_size if size == "train" else None if size in (None, "full") else int(size)
     if run_size is not None and run_size < 1:
         raise ValueError(f"size must be 'train', 'full' or a positive number of pixels, got {size!r}")
@@ -249,6 +251,7 @@ def predict_files(
             amp_dtype=amp_dtype,
             channels_last=channels_last,
             tta=tta,
+            threshold=threshold,
         )
         _save_png(mask_to_png(mask, n_classes), mask_path)
         _save_png(overlay_png(image, mask), overlay_path)
@@ -273,6 +276,7 @@ def _run(args: argparse.Namespace) -> int:
         amp=args.amp,
         channels_last=args.channels_last if args.channels_last is not None else args.amp != "none",
         tta=args.tta,
+        threshold=args.threshold,
         progress=False if args.no_progress else None,
         overwrite=args.overwrite,
         max_pixels=max_pixels,
@@ -330,5 +334,11 @@ def register(subparsers) -> None:
         help="channels-last memory format (default: on, except with --amp none)",
     )
     parser.add_argument("--tta", action="store_true", help="average the frame and its flips (4 passes per frame)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="two classes: call a pixel polyp above this probability (default: argmax, i.e. 0.5)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

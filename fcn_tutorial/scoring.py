@@ -7,7 +7,9 @@ line and ``test.json``, ``fcn-tutorial evaluate``, ``fcn-tutorial predict`` and 
    transforms do) and normalise it if the run did; always in fp32.
 2. run the network (under autocast when ``amp_dtype`` is given);
 3. cast the logits to fp32 and resize them bilinearly to the frame's own size;
-4. compare them with the mask at that size (:func:`evaluate`), or take their argmax (:func:`predict`).
+4. read a class off them (:func:`decide`: their argmax, or for two classes a decision threshold on the
+   polyp probability) and compare it with the mask at that size (:func:`evaluate`), or return it
+   (:func:`predict`).
 
 With ``tta=True`` (test-time augmentation) step 2 runs the network on the frame and on its horizontal,
 vertical and double flips, flips the four score maps back and averages their softmax probabilities;
@@ -41,6 +43,8 @@ __all__ = [
     "preprocess",
     "flip_averaged_logits",
     "predict_logits",
+    "decide",
+    "check_threshold",
     "predict",
     "evaluate",
     "score_dataset",
@@ -140,6 +144,35 @@ def predict_logits(
     return logits
 
 
+def check_threshold(threshold: float | None, n_classes: int) -> float | None:
+    """``threshold`` if it is a probability strictly between 0 and 1 for a two-class network, else a clear error."""
+    if threshold is None:
+        return None
+    if n_classes != 2:
+        raise ValueError(f"a decision threshold needs a two-class network (background, polyp), not {n_classes} classes")
+    if isinstance(threshold, bool) or not 0 < float(threshold) < 1:
+        raise ValueError(f"the decision threshold is a polyp probability strictly between 0 and 1, got {threshold!r}")
+    return float(threshold)
+
+
+def decide(logits: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
+    """The class of every pixel of ``logits`` (``... x C x H x W``): an int64 ``... x H x W`` mask.
+
+    ``threshold=None`` takes the class with the largest score (argmax). With a ``threshold``, a two-class
+    network calls a pixel class 1 (polyp) where its softmax probability is above ``threshold``: argmax is the
+    same as 0.5, and a lower threshold draws every polyp larger (:mod:`fcn_tutorial.threshold` chooses it
+    on the validation split).
+
+    >>> logits = torch.tensor([[[0.0, 0.0, 0.0]], [[-2.0, -0.5, 1.0]]])  # 2 classes x 1 x 3 pixels
+    >>> decide(logits).tolist(), decide(logits, threshold=0.3).tolist()
+    ([[0, 0, 1]], [[0, 1, 1]])
+    """
+    if threshold is None:
+        return logits.argmax(dim=-3)
+    check_threshold(threshold, logits.shape[-3])
+    return (logits.float().softmax(dim=-3).select(-3, 1) > threshold).long()
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -150,10 +183,12 @@ def predict(
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     tta: bool = False,
+    threshold: float | None = None,
 ) -> torch.Tensor:
     """The class of every pixel of ``image`` (float ``3 x H x W`` in [0, 1]): an int64 ``H x W`` mask.
 
-    ``size`` and ``normalize`` must be the run's ``resize`` and ``normalize`` (see :func:`preprocess`).
+    ``size`` and ``normalize`` must be the run's ``resize`` and ``normalize`` (see :func:`preprocess`);
+    ``threshold``: see :func:`decide`.
     """
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"expected an image of shape 3 x H x W, got {tuple(image.shape)}")
@@ -161,7 +196,7 @@ def predict(
     logits = predict_logits(
         model, [image], size=size, normalize=normalize, amp_dtype=amp_dtype, channels_last=channels_last, tta=tta
     )[0]
-    return logits.argmax(dim=0).cpu()
+    return decide(logits, threshold).cpu()
 
 
 @torch.no_grad()
@@ -176,6 +211,7 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     tta: bool = False,
+    threshold: float | None = None,
     per_image: PerImageJaccard | None = None,
     progress: bool | None = None,
     desc: str = "validation",
@@ -187,11 +223,13 @@ def evaluate(
     ``normalize``) and its logits are compared with its mask at the mask's size. The loss is the
     cross-entropy over every non-void pixel (with ``tta``: of the flip-averaged probabilities); the
     confusion matrix counts every pixel of the split and is summed over processes under ``torchrun``.
-    ``per_image`` also collects each frame's Jaccard.
+    ``per_image`` also collects each frame's Jaccard. The classes are read off the logits by
+    :func:`decide` (argmax, or ``threshold`` on the polyp probability); the loss does not depend on it.
     NaN or infinite logits raise :class:`NonFiniteLogitsError` (on every process).
     """
     from .distributed import all_reduce_sum
 
+    check_threshold(threshold, n_classes)
     model.eval()
     confusion = ConfusionMatrix(n_classes, ignore_index=VOID)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -215,9 +253,10 @@ def evaluate(
             logits, mask = logits[None], mask.as_subclass(torch.Tensor).to(device)[None]
             loss_sum += F.cross_entropy(logits, mask, ignore_index=VOID, reduction="sum").double()
             pixels += (mask != VOID).sum()
-            confusion.update(logits, mask)
+            classes = logits if threshold is None else decide(logits, threshold)
+            confusion.update(classes, mask)
             if per_image is not None:
-                per_image.update(logits, mask)
+                per_image.update(classes, mask)
     confusion.reduce_from_all_processes()
     if per_image is not None:
         _gather_per_image(per_image)
@@ -270,6 +309,7 @@ def score_dataset(
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     tta: bool = False,
+    threshold: float | None = None,
     batch_size: int = 1,
     num_workers: int = 0,
     rank: int = 0,
@@ -279,8 +319,8 @@ def score_dataset(
 ) -> dict[str, Any]:
     """:func:`evaluate` ``model`` on every pair of ``dataset`` (untransformed ``[0, 1]`` frames, masks as drawn).
 
-    Returns :func:`scores_dict` with the per-image Jaccard. This is what ``fcn-tutorial evaluate`` and a
-    run's ``test.json`` report, so the two agree for the same checkpoint.
+    Returns :func:`scores_dict` with the per-image Jaccard (``threshold``: see :func:`decide`). This is
+    what ``fcn-tutorial evaluate`` and a run's ``test.json`` report, so the two agree for the same checkpoint.
     """
     from .data.loaders import make_eval_loader
 
@@ -303,6 +343,7 @@ def score_dataset(
         amp_dtype=amp_dtype,
         channels_last=channels_last,
         tta=tta,
+        threshold=threshold,
         per_image=per_image,
         progress=progress,
         desc=desc,

@@ -40,8 +40,19 @@ def test_each_recipe_result_was_trained_with_the_recipe(path):
     trained = {key: value for key, value in result["settings"].items() if key != "out"}
     assert trained == {key: value for key, value in expected.items() if key != "out"}
     assert result["epochs_done"] == len(result["history"]) <= expected["epochs"]
-    assert result["recipe_s"] < 30 * 60  # the budget: training and the TTA test scoring
-    assert {"test", "test_tta", "val"} <= set(result["scores"])
+    assert result["recipe_s"] < 30 * 60  # the budget: training, the threshold sweep and the test scoring
+    assert {"test", "test_tta", "val", "threshold_sweep", "test_tta_threshold"} <= set(result["scores"])
+
+
+@pytest.mark.parametrize("path", RECIPE_RUNS, ids=lambda path: path.name)
+def test_the_threshold_was_chosen_on_validation(path):
+    result = json.loads(path.read_text(encoding="utf-8"))
+    sweep = result["scores"]["threshold_sweep"]  # fcn-tutorial threshold --split val --tta
+    best = max(zip(sweep["jaccard"], sweep["thresholds"]), key=lambda pair: (pair[0], -abs(pair[1] - 0.5)))
+    assert result["threshold"] == sweep["best"] == best[1]
+    # the validation score at that threshold, rescored with evaluate --threshold, is the sweep's
+    val = result["scores"]["val_tta_threshold"]
+    assert val["jaccard"][1] == pytest.approx(best[0], abs=1e-9)
 
 
 def test_the_readme_prints_the_same_recipe():
