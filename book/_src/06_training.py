@@ -436,10 +436,10 @@ plt.show()
 
 # %% [markdown]
 # The curve is flat near its top: thresholds a little either side of the best one score almost the same, so
-# the choice is robust rather than lucky. Far from it the score falls fast: at a low threshold every hazy
-# patch of mucosa becomes polyp, at a high one only the polyp's core survives. The per-image curve can peak at
-# another place than the whole-split one, because small polyps, which weigh more per image, are the ones a
-# cautious network loses first. The command line does the same for a checkpoint, and `evaluate` and
+# the choice is robust rather than lucky. Far from it the score falls: at a low threshold hazy patches of
+# mucosa around the polyp become polyp too, at a high one only the polyp's core survives. The per-image curve
+# need not peak at the same place as the whole-split one: small polyps weigh more per image, and they are the
+# ones a cautious network loses first. The command line does the same for a checkpoint, and `evaluate` and
 # `predict` take the chosen value:
 #
 # ```bash
