@@ -253,7 +253,7 @@ def evaluate(
             logits, mask = logits[None], mask.as_subclass(torch.Tensor).to(device)[None]
             loss_sum += F.cross_entropy(logits, mask, ignore_index=VOID, reduction="sum").double()
             pixels += (mask != VOID).sum()
-            classes = logits if threshold is None else decide(logits, threshold)
+            classes = decide(logits, threshold)
             confusion.update(classes, mask)
             if per_image is not None:
                 per_image.update(classes, mask)

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from .data import VOID
-from .metrics import scores_from_confusion
+from .metrics import _jaccard  # per-class TP / (TP + FP + FN) of a stack of confusion matrices
 from .scoring import check_threshold
 
 __all__ = ["THRESHOLDS", "ThresholdSweep", "sweep_dataset", "sweep_checkpoint", "plot_sweep", "register"]
@@ -110,14 +110,11 @@ class ThresholdSweep:
 
     def jaccard(self) -> list[float]:
         """Polyp Jaccard over the whole split at each threshold (one confusion matrix, as everywhere in the book)."""
-        return [scores_from_confusion(matrix).jaccard[1] for matrix in self.confusions()]
+        return _jaccard(self.confusions())[:, 1].tolist()
 
     def per_image_jaccard(self) -> list[float]:
         """Polyp Jaccard of each image, averaged over the images with polyp in truth or prediction, per threshold."""
-        matrices = self.confusions(per_image=True).double()
-        true_positives = matrices[..., 1, 1]
-        union = matrices[..., 1, :].sum(-1) + matrices[..., :, 1].sum(-1) - true_positives
-        return (true_positives / union).nanmean(dim=0).tolist()
+        return _jaccard(self.confusions(per_image=True))[..., 1].nanmean(dim=0).tolist()
 
     def best(self) -> float:
         """The threshold with the highest whole-split polyp Jaccard; of equals, the one closest to 0.5."""
