@@ -198,8 +198,8 @@ class TrainConfig:
     # optimisation
     loss: str = option(
         "ce",
-        "cross-entropy, soft Dice of the polyp class, or their sum (void pixels ignored)",
-        choices=("ce", "dice", "ce+dice"),
+        "cross-entropy, soft Dice of the polyp class over the batch, their sum, or the sum with Dice per frame",
+        choices=("ce", "dice", "ce+dice", "ce+dice-per-image"),
     )
     ema: float | None = option(
         None,

@@ -37,17 +37,21 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the weights were not changed by that batch."""
 
 
-LOSSES = ("ce", "dice", "ce+dice")
+LOSSES = ("ce", "dice", "ce+dice", "ce+dice-per-image")
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """``1 - soft Dice`` of the foreground classes (for polyps: class 1) over the non-void pixels of the batch.
+def dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, *, per_image: bool = False
+) -> torch.Tensor:
+    """``1 - soft Dice`` of the foreground classes (for polyps: class 1) over the non-void pixels.
 
     With ``p`` the softmax probability of the class and ``t`` 1 where the truth is that class,
-    Dice is ``(2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth)``, summed over every pixel of the
-    batch (not image by image, so a frame without a polyp does not count as a perfect or a failed frame);
-    with several foreground classes their losses are averaged. Unlike cross-entropy, it weighs the polyp
-    as a whole, however few pixels it covers.
+    Dice is ``(2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth)``. By default the sums run over every
+    pixel of the batch, so a frame without a polyp counts neither as a perfect nor as a failed frame, and
+    large polyps weigh more than small ones. With ``per_image`` each frame that shows the class gets its
+    own Dice and these are averaged: a small polyp counts as much as a large one, as in the per-image mean
+    Jaccard (frames without the class are left to the cross-entropy). With several foreground classes
+    their losses are averaged. Unlike cross-entropy, it weighs the polyp as a whole, however few pixels it covers.
 
     >>> logits = torch.tensor([[[[0.0, 0.0]], [[0.0, 0.0]]]])     # p(polyp) = 0.5 on both pixels
     >>> round(dice_loss(logits, torch.tensor([[[1, 0]]])).item(), 4)     # 1 - (2 * 0.5 + 1) / (1 + 1 + 1)
@@ -57,9 +61,17 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -
     probabilities = logits.float().softmax(dim=1)
     losses = []
     for c in range(1, logits.shape[1]):
-        p = probabilities[:, c][valid]
-        t = (target[valid] == c).float()
-        losses.append(1 - (2 * (p * t).sum() + smooth) / (p.sum() + t.sum() + smooth))
+        if per_image:
+            p = probabilities[:, c] * valid  # void pixels count for nothing (and are never class c)
+            t = (target == c).float()
+            shown = t.sum((1, 2)) > 0  # the frames (crops) that show class c
+            p, t = p[shown], t[shown]
+            dice = (2 * (p * t).sum((1, 2)) + smooth) / (p.sum((1, 2)) + t.sum((1, 2)) + smooth)
+            losses.append((1 - dice).mean() if shown.any() else logits.sum() * 0)  # none shows it: adds 0
+        else:
+            p = probabilities[:, c][valid]
+            t = (target[valid] == c).float()
+            losses.append(1 - (2 * (p * t).sum() + smooth) / (p.sum() + t.sum() + smooth))
     return torch.stack(losses).mean()
 
 
@@ -67,14 +79,17 @@ def segmentation_loss(
     logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *, loss: str = "ce"
 ) -> torch.Tensor:
     """The training loss, void pixels ignored: ``"ce"`` (pixel-wise cross-entropy averaged over the non-void
-    pixels of the batch, ``weight`` per class), ``"dice"`` (:func:`dice_loss`) or ``"ce+dice"``, their sum."""
+    pixels of the batch, ``weight`` per class), ``"dice"`` (:func:`dice_loss`), ``"ce+dice"``, their sum, or
+    ``"ce+dice-per-image"``, the sum with Dice averaged over the frames (``dice_loss(per_image=True)``)."""
     if loss not in LOSSES:
         raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     total = torch.zeros((), device=logits.device)
-    if loss in ("ce", "ce+dice"):
+    if loss.startswith("ce"):
         total = total + F.cross_entropy(logits.float(), target, weight=weight, ignore_index=VOID)
     if loss in ("dice", "ce+dice"):
         total = total + dice_loss(logits, target)
+    if loss == "ce+dice-per-image":
+        total = total + dice_loss(logits, target, per_image=True)
     return total
 
 

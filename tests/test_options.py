@@ -13,7 +13,7 @@ import torch
 from fcn_tutorial import cli
 from fcn_tutorial.checkpoint import load_checkpoint
 from fcn_tutorial.config import RECIPES, TrainConfig, add_config_arguments, config_from_args
-from fcn_tutorial.data import make_synthetic_polyps
+from fcn_tutorial.data import VOID, make_synthetic_polyps
 from fcn_tutorial.engine import build_ema, dice_loss, segmentation_loss
 from fcn_tutorial.evaluate import evaluate_checkpoint, load_model
 from fcn_tutorial.history import read_history
@@ -209,3 +209,35 @@ def test_fast_defaults_and_the_exact_2017_recipe():
         exact = (original.amp, original.use_channels_last, original.eval_batch_size, original.loss, original.ema)
         assert exact == ("none", False, 1, "ce", None)
     assert {"amp", "channels_last", "loss", "ema", "eval_batch_size"} <= set(RECIPES["original"])
+
+
+def test_per_image_dice_averages_the_frames_that_show_a_polyp():
+    # frame 0: the four pixels above (Dice 14 / 19); frame 1: one polyp pixel at p = 0.5, Dice (1 + 1) / (0.5 + 1 + 1);
+    # frame 2 shows no polyp and is left out, however much polyp it is given
+    logits = torch.zeros(3, 2, 1, 4)
+    logits[0] = LOGITS[0]
+    logits[2, 1] = 5.0
+    target = torch.zeros(3, 1, 4, dtype=torch.long)
+    target[0] = TARGET[0]
+    target[1, 0, 1:] = VOID
+    target[1, 0, 0] = 1
+    expected = ((1 - 14 / 19) + (1 - 2 / 2.5)) / 2
+    assert dice_loss(logits, target, per_image=True).item() == pytest.approx(expected, abs=1e-6)
+    ce = torch.nn.functional.cross_entropy(logits, target, ignore_index=VOID).item()
+    combined = segmentation_loss(logits, target, loss="ce+dice-per-image").item()
+    assert combined == pytest.approx(ce + expected, abs=1e-6)
+    # over the batch, the large false polyp of frame 2 would count
+    assert dice_loss(logits, target).item() > 0.5
+
+
+def test_per_image_dice_of_a_batch_without_polyps_adds_nothing_and_keeps_the_graph():
+    logits = torch.randn(2, 2, 3, 3, requires_grad=True)
+    loss = dice_loss(logits, torch.zeros(2, 3, 3, dtype=torch.long), per_image=True)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert logits.grad is not None and torch.all(logits.grad == 0)
+
+
+def test_a_run_with_per_image_dice(data, tmp_path):
+    history = train(tiny_config(data, tmp_path / "run", loss="ce+dice-per-image", epochs=1))
+    assert math.isfinite(history[-1]["train_loss"])
