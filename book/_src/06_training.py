@@ -495,6 +495,9 @@ print(f"the threshold chosen on validation changed test polyp J by {min(gains):+
 # 0.5. The last line compares those two test columns: the threshold that validation chose helped every seed.
 # The curves show what the quick profile only begins: the validation polyp Jaccard climbs for tens of
 # epochs while the training loss falls, then flattens as the cosine schedule brings the learning rate to zero.
+# Its first dozen epochs at zero are not a network that learns nothing: validation scores the moving average
+# of the weights, and with a decay of 0.998 that average spans about 500 steps (six epochs) and starts from
+# the random first weights, so it calls every pixel background until the average has caught up.
 # The seeds differ by a few hundredths on both splits: with 78 validation and 66 test frames, a few hard
 # polyps found or missed shift the whole-split Jaccard that much. That is why the recipe was run with several
 # seeds, and why a change is worth keeping only when it beats this spread. Frames from other hospitals will
