@@ -52,7 +52,7 @@ from fcn_tutorial.threshold import sweep_checkpoint
 # where the CPU has them. Then the decision threshold is chosen on val, and test is scored with it.
 RECIPE = (
     "--data kvasir-seg --model fcn8s --preset compact --width 0.25 --batch-norm --resize 256 --crop-size 224 "
-    "--hflip 0.5 --vflip 0.5 --scale 0.8 1.2 --cache --batch-size 8 --loss ce+dice --ema 0.998 "
+    "--hflip 0.5 --vflip 0.5 --scale 0.8 1.2 --cache --batch-size 8 --loss ce+dice-per-image --ema 0.998 "
     "--optimizer adam --lr 1e-3 --schedule cosine --epochs 100 --time-limit 29 --patience 0 --no-progress"
 ).split()
 

@@ -90,7 +90,11 @@ Code(inspect.getsource(engine.train_one_epoch), language="python")
 #   with `amp_dtype=None` it does nothing.
 # * `segmentation_loss` is the pixel-wise cross-entropy, `F.cross_entropy(logits, masks, ignore_index=255)`:
 #   the logits are `N x C x H x W`, the masks `N x H x W`, and every non-void pixel of the batch counts once.
-#   This is the original tutorial's loss: the sum over non-void pixels divided by their number.
+#   This is the original tutorial's loss: the sum over non-void pixels divided by their number. With
+#   `loss="ce+dice"` (this chapter's quick profile) it adds `1 - Dice` of the polyp class, a soft Dice computed
+#   from the softmax probabilities over the batch (`engine.dice_loss`), which weighs the polyp as a whole
+#   however few pixels it covers; `"ce+dice-per-image"` (the CPU recipe below) computes that Dice for each
+#   frame and averages, so a small polyp counts as much as a large one.
 # * A NaN or infinite loss stops training *before* the weights change, so the last checkpoint stays good. Under
 #   `torchrun` the processes agree first (`all_reduce_sum`), so that all of them stop at the same batch.
 # * `zero_grad`, `backward`, `step`: the usual three; with fp16 the gradient scaler wraps the last two.
@@ -453,7 +457,7 @@ plt.show()
 # The quick profile trains for minutes. Given half an hour, the same kind of network does much better. The
 # runs below are the README's CPU recipe: FCN-8s trained from scratch (compact preset, a quarter of VGG16's
 # width, batch norm, bfloat16) on all 657 training frames resized to a shorter side of 256 pixels, with flips
-# and zooms, cross-entropy + Dice, Adam with a cosine schedule of 100 epochs, and a moving average of the
+# and zooms, cross-entropy + Dice per frame, Adam with a cosine schedule of 100 epochs, and a moving average of the
 # weights. Then the two steps of the previous section: the decision threshold is chosen on the validation
 # frames, and the test frames are scored with it, with flip test-time augmentation.
 #
