@@ -84,7 +84,7 @@ def segmentation_loss(
     if loss not in LOSSES:
         raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     total = torch.zeros((), device=logits.device)
-    if loss.startswith("ce"):
+    if loss in ("ce", "ce+dice", "ce+dice-per-image"):
         total = total + F.cross_entropy(logits.float(), target, weight=weight, ignore_index=VOID)
     if loss in ("dice", "ce+dice"):
         total = total + dice_loss(logits, target)
