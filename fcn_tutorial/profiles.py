@@ -109,7 +109,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # Chapter 6 on a 2-core CPU: an eighth-width FCN with batch norm, trained from scratch on every training
     # frame resized to 128 px (cached in memory), bf16 where the CPU has it (amp auto), Adam with a cosine
-    # schedule, cross-entropy + Dice; FCN-32s, then FCN-16s from it, then FCN-8s from that.
+    # schedule, cross-entropy + Dice per frame; FCN-32s, then FCN-16s from it, then FCN-8s from that.
     "quick": Profile(
         name="quick",
         device="cpu",
@@ -127,7 +127,7 @@ PROFILES: dict[str, Profile] = {
             num_workers=0,
             optimizer="adam",
             schedule="cosine",
-            loss="ce+dice",
+            loss="ce+dice-per-image",
             patience=None,
             amp="auto",
         ),

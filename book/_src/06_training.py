@@ -91,9 +91,9 @@ Code(inspect.getsource(engine.train_one_epoch), language="python")
 # * `segmentation_loss` is the pixel-wise cross-entropy, `F.cross_entropy(logits, masks, ignore_index=255)`:
 #   the logits are `N x C x H x W`, the masks `N x H x W`, and every non-void pixel of the batch counts once.
 #   This is the original tutorial's loss: the sum over non-void pixels divided by their number. With
-#   `loss="ce+dice"` (this chapter's quick profile) it adds `1 - Dice` of the polyp class, a soft Dice computed
-#   from the softmax probabilities over the batch (`engine.dice_loss`), which weighs the polyp as a whole
-#   however few pixels it covers; `"ce+dice-per-image"` (the CPU recipe below) computes that Dice for each
+#   `loss="ce+dice"` it adds `1 - Dice` of the polyp class, a soft Dice computed from the softmax probabilities
+#   over the batch (`engine.dice_loss`), which weighs the polyp as a whole however few pixels it covers;
+#   `"ce+dice-per-image"` (this chapter's quick profile and the CPU recipe below) computes that Dice for each
 #   frame and averages, so a small polyp counts as much as a large one.
 # * A NaN or infinite loss stops training *before* the weights change, so the last checkpoint stays good. Under
 #   `torchrun` the processes agree first (`all_reduce_sum`), so that all of them stop at the same batch.
