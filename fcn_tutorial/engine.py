@@ -64,9 +64,10 @@ def dice_loss(
         if per_image:
             p = probabilities[:, c] * valid  # void pixels count for nothing (and are never class c)
             t = (target == c).float()
-            shown = t.sum((1, 2)) > 0  # the frames (crops) that show class c
+            t_sums = t.sum((1, 2))  # pixels of class c per frame (exact: whole numbers)
+            shown = t_sums > 0  # the frames (crops) that show class c
             p, t = p[shown], t[shown]
-            dice = (2 * (p * t).sum((1, 2)) + smooth) / (p.sum((1, 2)) + t.sum((1, 2)) + smooth)
+            dice = (2 * (p * t).sum((1, 2)) + smooth) / (p.sum((1, 2)) + t_sums[shown] + smooth)
             losses.append((1 - dice).mean() if shown.any() else logits.sum() * 0)  # none shows it: adds 0
         else:
             p = probabilities[:, c][valid]
