@@ -198,8 +198,9 @@ class TrainConfig:
     # optimisation
     loss: str = option(
         "ce",
-        "cross-entropy, soft Dice of the polyp class over the batch, their sum, or the sum with Dice per frame",
-        choices=("ce", "dice", "ce+dice", "ce+dice-per-image"),
+        "cross-entropy, soft Dice of the polyp class over the batch, their sum, the sum with Dice per frame, "
+        "or cross-entropy plus the Lovasz (Jaccard) loss per frame",
+        choices=("ce", "dice", "ce+dice", "ce+dice-per-image", "ce+lovasz"),
     )
     ema: float | None = option(
         None,

@@ -24,6 +24,7 @@ __all__ = [
     "NonFiniteLossError",
     "LOSSES",
     "dice_loss",
+    "lovasz_loss",
     "segmentation_loss",
     "build_ema",
     "build_optimizer",
@@ -37,7 +38,7 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the weights were not changed by that batch."""
 
 
-LOSSES = ("ce", "dice", "ce+dice", "ce+dice-per-image")
+LOSSES = ("ce", "dice", "ce+dice", "ce+dice-per-image", "ce+lovasz")
 
 
 def dice_loss(
@@ -76,21 +77,61 @@ def dice_loss(
     return torch.stack(losses).mean()
 
 
+def lovasz_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The Lovász-softmax loss (Berman et al., 2018) of the foreground classes, per frame, void ignored.
+
+    For one frame and class, sort the pixels by their error ``|t - p|`` (``t`` 1 where the truth is the
+    class, ``p`` its softmax probability), largest first. Calling the first ``k`` sorted pixels wrong costs
+    the Jaccard loss ``J_k = 1 - |truth minus those k| / |truth plus those k|``; the loss weighs each
+    pixel's error by the step ``J_k - J_(k-1)`` it causes. On hard 0/1 predictions it *is* ``1 - Jaccard``
+    of the frame; in between it is the tightest convex surrogate of it, so it trains the per-image Jaccard
+    directly. As with ``dice_loss(per_image=True)``, frames that do not show the class are left to the
+    cross-entropy, and the frames' losses are averaged.
+
+    >>> logits = torch.tensor([[[[-20.0, -20.0, 20.0]], [[20.0, 20.0, -20.0]]]])  # drawn: polyp, polyp, background
+    >>> round(lovasz_loss(logits, torch.tensor([[[1, 0, 1]]])).item(), 4)  # truth: polyp, background, polyp
+    0.6667
+
+    (the two masks share one of the three pixels they cover: Jaccard 1 / 3, loss 2 / 3).
+    """
+    valid = (target != VOID).flatten(1)
+    probabilities = logits.float().softmax(dim=1)
+    losses = []
+    for c in range(1, logits.shape[1]):
+        t = (target == c).flatten(1).float()
+        shown = t.sum(1) > 0  # the frames (crops) that show class c
+        if not shown.any():
+            losses.append(logits.sum() * 0)  # none shows it: adds 0, keeps the graph
+            continue
+        # void pixels get error 0: sorted last, they weigh nothing, as if they were left out
+        errors = ((t - probabilities[:, c].flatten(1)).abs() * valid)[shown]
+        errors, order = errors.sort(dim=1, descending=True)
+        t = t[shown].gather(1, order)
+        positives = t.sum(1, keepdim=True)
+        jaccard_loss = 1 - (positives - t.cumsum(1)) / (positives + (1 - t).cumsum(1))
+        steps = torch.cat([jaccard_loss[:, :1], jaccard_loss[:, 1:] - jaccard_loss[:, :-1]], dim=1)
+        losses.append((errors * steps).sum(1).mean())
+    return torch.stack(losses).mean()
+
+
 def segmentation_loss(
     logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *, loss: str = "ce"
 ) -> torch.Tensor:
     """The training loss, void pixels ignored: ``"ce"`` (pixel-wise cross-entropy averaged over the non-void
     pixels of the batch, ``weight`` per class), ``"dice"`` (:func:`dice_loss`), ``"ce+dice"``, their sum, or
-    ``"ce+dice-per-image"``, the sum with Dice averaged over the frames (``dice_loss(per_image=True)``)."""
+    ``"ce+dice-per-image"``, the sum with Dice averaged over the frames (``dice_loss(per_image=True)``), or
+    ``"ce+lovasz"``, cross-entropy plus the Lovász loss of each frame (:func:`lovasz_loss`)."""
     if loss not in LOSSES:
         raise ValueError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     total = torch.zeros((), device=logits.device)
-    if loss in ("ce", "ce+dice", "ce+dice-per-image"):
+    if loss in ("ce", "ce+dice", "ce+dice-per-image", "ce+lovasz"):
         total = total + F.cross_entropy(logits.float(), target, weight=weight, ignore_index=VOID)
     if loss in ("dice", "ce+dice"):
         total = total + dice_loss(logits, target)
     if loss == "ce+dice-per-image":
         total = total + dice_loss(logits, target, per_image=True)
+    if loss == "ce+lovasz":
+        total = total + lovasz_loss(logits, target)
     return total
 
 

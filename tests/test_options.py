@@ -14,7 +14,7 @@ from fcn_tutorial import cli
 from fcn_tutorial.checkpoint import load_checkpoint
 from fcn_tutorial.config import RECIPES, TrainConfig, add_config_arguments, config_from_args
 from fcn_tutorial.data import VOID, make_synthetic_polyps
-from fcn_tutorial.engine import build_ema, dice_loss, segmentation_loss
+from fcn_tutorial.engine import build_ema, dice_loss, lovasz_loss, segmentation_loss
 from fcn_tutorial.evaluate import evaluate_checkpoint, load_model
 from fcn_tutorial.history import read_history
 from fcn_tutorial.models import build_model
@@ -240,4 +240,65 @@ def test_per_image_dice_of_a_batch_without_polyps_adds_nothing_and_keeps_the_gra
 
 def test_a_run_with_per_image_dice(data, tmp_path):
     history = train(tiny_config(data, tmp_path / "run", loss="ce+dice-per-image", epochs=1))
+    assert math.isfinite(history[-1]["train_loss"])
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def test_lovasz_of_hard_masks_is_one_minus_each_frames_jaccard():
+    # frame 0: polyp drawn on pixels 0 and 1, truth on 0 and 2: Jaccard 1 / 3; frame 1: polyp everywhere, truth
+    # pixel 0 and void elsewhere: Jaccard 1; frame 2 shows no polyp and is left out, however much polyp it is given
+    target = torch.tensor([[[1, 0, 1, 0]], [[1, VOID, VOID, VOID]], [[0, 0, 0, 0]]])
+    drawn = torch.tensor([[[1, 1, 0, 0]], [[1, 1, 1, 1]], [[1, 1, 1, 1]]]).float()
+    logits = torch.stack([-30 * (2 * drawn - 1), 30 * (2 * drawn - 1)], dim=1)  # p(polyp) is 0 or 1
+    assert lovasz_loss(logits, target).item() == pytest.approx(((1 - 1 / 3) + 0) / 2, abs=1e-6)
+
+
+def test_lovasz_weighs_each_error_by_the_jaccard_step_it_causes():
+    # truth 1, 1, 0 with p = 0.9, 0.4, 0.3: errors 0.1, 0.6, 0.3, sorted 0.6 (polyp), 0.3 (background), 0.1 (polyp);
+    # Jaccard loss after 1, 2, 3 of them: 1 - 1/2, 1 - 1/3, 1 - 0/3, so steps 1/2, 1/6, 1/3
+    logits = torch.zeros(1, 2, 1, 3)
+    logits[0, 1, 0] = torch.tensor([_logit(0.9), _logit(0.4), _logit(0.3)])
+    target = torch.tensor([[[1, 1, 0]]])
+    assert lovasz_loss(logits, target).item() == pytest.approx(0.6 / 2 + 0.3 / 6 + 0.1 / 3, abs=1e-6)
+    ce = torch.nn.functional.cross_entropy(logits, target).item()
+    assert segmentation_loss(logits, target, loss="ce+lovasz").item() == pytest.approx(ce + 0.38333333, abs=1e-6)
+
+
+def test_lovasz_matches_the_reference_implementation_frame_by_frame():
+    def reference(logits, target):  # Berman et al.'s lovasz_softmax, one frame at a time, class 1, void left out
+        losses = []
+        for p, t in zip(logits.softmax(1)[:, 1], target):
+            keep = t != VOID
+            truth = (t[keep] == 1).float()
+            if truth.sum() == 0:
+                continue
+            errors, order = (truth - p[keep]).abs().sort(descending=True)
+            truth = truth[order]
+            jaccard = 1 - (truth.sum() - truth.cumsum(0)) / (truth.sum() + (1 - truth).cumsum(0))
+            jaccard[1:] = jaccard[1:] - jaccard[:-1]
+            losses.append(torch.dot(errors, jaccard))
+        return torch.stack(losses).mean()
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        logits = torch.randn(4, 2, 9, 11, generator=generator)
+        target = torch.randint(0, 2, (4, 9, 11), generator=generator)
+        target[torch.rand(4, 9, 11, generator=generator) < 0.2] = VOID
+        target[0] = 0  # a frame without polyp
+        assert lovasz_loss(logits, target).item() == pytest.approx(reference(logits, target).item(), abs=1e-6)
+
+
+def test_lovasz_of_a_batch_without_polyps_adds_nothing_and_keeps_the_graph():
+    logits = torch.randn(2, 2, 3, 3, requires_grad=True)
+    loss = lovasz_loss(logits, torch.zeros(2, 3, 3, dtype=torch.long))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert logits.grad is not None and torch.all(logits.grad == 0)
+
+
+def test_a_run_with_the_lovasz_loss(data, tmp_path):
+    history = train(tiny_config(data, tmp_path / "run", loss="ce+lovasz", epochs=1))
     assert math.isfinite(history[-1]["train_loss"])
