@@ -14,10 +14,19 @@ from fcn_tutorial import cli
 from fcn_tutorial.checkpoint import load_checkpoint
 from fcn_tutorial.config import RECIPES, TrainConfig, add_config_arguments, config_from_args
 from fcn_tutorial.data import VOID, make_synthetic_polyps
-from fcn_tutorial.engine import build_ema, dice_loss, lovasz_loss, segmentation_loss
+from fcn_tutorial.engine import (
+    LOSSES,
+    build_ema,
+    build_optimizer,
+    build_scheduler,
+    dice_loss,
+    lovasz_loss,
+    segmentation_loss,
+)
 from fcn_tutorial.evaluate import evaluate_checkpoint, load_model
 from fcn_tutorial.history import read_history
 from fcn_tutorial.models import build_model
+from fcn_tutorial.precision import AMP_CHOICES
 from fcn_tutorial.run import train
 from fcn_tutorial.scoring import default_eval_batch_size, flip_averaged_logits, predict_logits
 
@@ -196,6 +205,21 @@ def test_options_on_the_command_line():
         parse("--ema", "1.5")
     with pytest.raises(SystemExit):
         parse("--loss", "focal")
+
+
+def test_the_config_offers_exactly_what_the_engine_implements():
+    # config.py imports no torch, so it writes these names itself; they must match the code that uses them
+    choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(TrainConfig) if f.metadata["choices"]}
+    assert choices["loss"] == LOSSES
+    assert choices["amp"] == AMP_CHOICES
+    logits, target = torch.randn(2, 2, 4, 4), torch.randint(0, 2, (2, 4, 4))
+    for loss in choices["loss"]:
+        assert math.isfinite(segmentation_loss(logits, target, loss=loss).item())
+    model = torch.nn.Conv2d(1, 1, 1)
+    for schedule in choices["schedule"]:
+        for optimizer in choices["optimizer"]:
+            config = TrainConfig(schedule=schedule, optimizer=optimizer)
+            build_scheduler(build_optimizer(model, config), config, steps_per_epoch=3)
 
 
 def test_fast_defaults_and_the_exact_2017_recipe():
