@@ -21,7 +21,7 @@ What it guarantees:
 * **no overwrite**: a file that exists before the run is never replaced (the run stops before writing
   anything), unless ``--overwrite`` is given; an input image is never replaced, even then
   (:class:`fcn_tutorial.files.OutputClaims`). So ``--out`` may be the input folder: a ground-truth
-  ``a_mask.png`` beside ``a.jpg`` survives.
+  ``a_mask.png`` beside ``a.jpg`` survives, and is not taken for a frame (:func:`find_images`).
 * **no collision**: outputs are named after the input's stem; inputs that share a stem (``x.jpg`` and
   ``x.png``) are named after their whole file name (``x.jpg_mask.png``, ``x.png_mask.png``), and inputs
   that share a file name in different folders after their folder too (:func:`output_names`).
@@ -64,6 +64,7 @@ __all__ = [
     "predict_files",
     "read_image",
     "find_images",
+    "NOT_FRAMES",
     "output_names",
     "network_input_size",
     "max_input_pixels",
@@ -75,8 +76,16 @@ MAX_INPUT_PIXELS_ENV = "FCN_TUTORIAL_MAX_INPUT_PIXELS"
 DEFAULT_MAX_INPUT_PIXELS = 4_000_000  # about 2000 x 2000: a full-width FCN-8s needs about 3 GB for it
 
 
-def find_images(paths: Iterable[str | Path]) -> list[Path]:
-    """The image files among ``paths``, each once; a folder stands for the images directly inside it, sorted."""
+NOT_FRAMES = ("_mask", "_overlay")  # what predict writes, and how ground-truth masks beside frames are often named
+
+
+def find_images(paths: Iterable[str | Path], skipped: list[Path] | None = None) -> list[Path]:
+    """The image files among ``paths``, each once; a folder stands for the images directly inside it, sorted.
+
+    In a folder, files whose stem ends in ``_mask`` or ``_overlay`` are masks or this command's own outputs,
+    not frames: they are left out (and added to ``skipped`` when it is given), so that predicting twice into
+    the input folder does not segment the first run's masks. A file named on its own is always taken.
+    """
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -85,7 +94,15 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
             )
             if not inside:
                 raise ValueError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            found.extend(inside)
+            frames = [p for p in inside if not p.stem.lower().endswith(NOT_FRAMES)]
+            if not frames:
+                raise ValueError(
+                    f"folder {path} holds only masks or overlays (names ending in _mask or _overlay), no frames; "
+                    f"name a file on its own to segment it anyway"
+                )
+            if skipped is not None:
+                skipped.extend(p for p in inside if p not in frames)
+            found.extend(frames)
         elif path.is_file():
             found.append(path)
         else:
@@ -218,18 +235,24 @@ def predict_files(
     log = log or (lambda line: warnings.warn(line, stacklevel=3))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    files = find_images(images)
+    skipped: list[Path] = []
+    files = find_images(images, skipped)
+    if skipped:
+        log(
+            f"left out {len(skipped)} file(s) named like masks or overlays (e.g. {skipped[0]}); name a file on its "
+            f"own to segment it anyway"
+        )
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file; give a folder for the masks and overlays")
-    claims, inputs = OutputClaims(overwrite=overwrite), {path.resolve() for path in files}
+    claims, inputs = OutputClaims(overwrite=overwrite), {path.resolve() for path in files + skipped}
     planned = []
     for path, name in zip(files, output_names(files)):
         pair = (out / f"{name}_mask.png", out / f"{name}_overlay.png")
         for target in pair:
             claims.claim(target)
             if target.resolve() in inputs:  # even with --overwrite
-                raise ValueError(f"{target} is one of the input images; choose another --out")
+                raise ValueError(f"{target} is one of the input images or a mask beside them; choose another --out")
         planned.append((path, pair))
     out.mkdir(parents=True, exist_ok=True)
     written = []

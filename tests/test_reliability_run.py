@@ -308,9 +308,25 @@ def test_predict_into_the_input_folder_never_replaces_a_ground_truth(finished, f
         "x.jpg",
         "x.png",
     ]  # nothing written at all
-    # --overwrite never replaces an input either: a_mask.png is itself one of the images of the folder
+    # --overwrite never replaces it either: a mask beside the frames is protected like the frames themselves
     assert cli.main(["predict", checkpoint, str(frames), "--out", str(frames), "--overwrite", "--no-progress"]) == 2
-    assert "is one of the input images" in capsys.readouterr().err and truth.read_bytes() == before
+    assert "is one of the input images or a mask beside them" in capsys.readouterr().err
+    assert truth.read_bytes() == before
+
+
+def test_predict_takes_no_mask_or_earlier_output_for_a_frame(finished, frames, tmp_path, capsys):
+    checkpoint = str(Path(finished.out) / "best.pt")
+    Image.new("L", (48, 40), 255).save(frames / "a_mask.png")  # a ground truth beside its frame
+    first = cli.main(["predict", checkpoint, str(frames), "--out", str(tmp_path / "one"), "--no-progress"])
+    assert first == 0 and "left out 1 file(s) named like masks or overlays" in capsys.readouterr().err
+    assert len(list((tmp_path / "one").iterdir())) == 6  # a.jpg, x.jpg and x.png: a mask and an overlay each
+    # the first run's outputs, in the folder given to a second run, are not segmented again
+    again = cli.main(["predict", checkpoint, str(tmp_path / "one"), str(frames), "--out", str(tmp_path / "two")])
+    assert again == 2 and "holds only masks or overlays" in capsys.readouterr().err
+    assert not (tmp_path / "two").exists()
+    # a mask named on its own is taken: the user asked for it
+    assert cli.main(["predict", checkpoint, str(frames / "a_mask.png"), "--out", str(tmp_path / "three")]) == 0
+    assert sorted(p.name for p in (tmp_path / "three").iterdir()) == ["a_mask_mask.png", "a_mask_overlay.png"]
 
 
 def test_a_second_predict_needs_overwrite(finished, frames, tmp_path, capsys):
