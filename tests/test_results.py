@@ -63,3 +63,22 @@ def test_the_readme_prints_the_same_recipe():
     command = recipes[0]
     printed = " ".join(command.replace("\\\n", " ").split()[2:-1])  # without "fcn-tutorial train", "--out"
     assert printed == " ".join(option for option in RECIPE if option != "--no-progress") + " --seed 0"
+
+
+LEVER_RUNS = sorted((RESULTS / "levers").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", RECIPE_RUNS + LEVER_RUNS, ids=lambda path: path.name)
+def test_the_readme_table_of_levers_prints_each_runs_own_scores(path):
+    # one row per run: its validation and test scores at its own threshold, as the JSON holds them
+    result = json.loads(path.read_text(encoding="utf-8"))
+    scores = result["scores"]
+    val = scores["val_tta_threshold"]["jaccard"][1]
+    test = scores["test_tta_threshold"]
+    cells = [
+        f"| {val:.3f} | {result['threshold']:.2f} | {test['jaccard'][1]:.3f} / {test['per_image_jaccard'][1]:.3f} |",
+        f"{result['epochs_done']} ({result['recipe_s'] / 60:.1f} min",
+    ]
+    readme = REPO.joinpath("README.md").read_text(encoding="utf-8")
+    rows = [line.replace("**", "") for line in readme.splitlines() if line.startswith("| ")]
+    assert any(all(cell in row for cell in cells) for row in rows), f"no README row reads {cells}"
