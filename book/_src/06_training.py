@@ -94,7 +94,9 @@ Code(inspect.getsource(engine.train_one_epoch), language="python")
 #   `loss="ce+dice"` it adds `1 - Dice` of the polyp class, a soft Dice computed from the softmax probabilities
 #   over the batch (`engine.dice_loss`), which weighs the polyp as a whole however few pixels it covers;
 #   `"ce+dice-per-image"` (this chapter's quick profile and the CPU recipe below) computes that Dice for each
-#   frame and averages, so a small polyp counts as much as a large one.
+#   frame and averages, so a small polyp counts as much as a large one. `"ce+lovasz"` trains a convex
+#   stand-in for each frame's Jaccard itself, the Lovász-softmax loss {cite}`berman2018lovasz`; on these frames
+#   it did worse than Dice per frame (the README's table of levers).
 # * A NaN or infinite loss stops training *before* the weights change, so the last checkpoint stays good. Under
 #   `torchrun` the processes agree first (`all_reduce_sum`), so that all of them stop at the same batch.
 # * `zero_grad`, `backward`, `step`: the usual three; with fp16 the gradient scaler wraps the last two.
