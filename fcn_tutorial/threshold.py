@@ -94,6 +94,13 @@ class ThresholdSweep:
             return torch.zeros(0, 2, len(self.thresholds) + 1, dtype=torch.int64)
         return torch.stack(self._images)
 
+    def subset(self, images: Sequence[int]) -> ThresholdSweep:
+        """The sweep of some of the images only (by their order of arrival), e.g. to choose a threshold on one
+        half of a split and score it on the other."""
+        part = ThresholdSweep(self.thresholds, ignore_index=self.ignore_index)
+        part._images = [self._images[i] for i in images]
+        return part
+
     def confusions(self, per_image: bool = False) -> torch.Tensor:
         """``thresholds x 2 x 2`` confusion matrices (rows truth, columns prediction), summed over the images.
 

@@ -76,6 +76,18 @@ def test_the_sweep_equals_counting_at_each_threshold():
     assert int(confusions[0].sum()) == int((masks != VOID).sum())  # void never counted
 
 
+def test_a_subset_of_the_sweep_is_the_sweep_of_those_frames():
+    logits, masks = random_frames()
+    whole, part = ThresholdSweep(), ThresholdSweep()
+    whole.update(logits, masks)
+    part.update(logits[1::2], masks[1::2])
+    odd = whole.subset(range(1, len(logits), 2))
+    assert torch.equal(odd.confusions(per_image=True), part.confusions(per_image=True))
+    assert odd.jaccard() == part.jaccard() and odd.best() == part.best()
+    even = whole.subset(range(0, len(logits), 2))
+    assert torch.equal(even.confusions() + odd.confusions(), whole.confusions())
+
+
 def test_best_is_the_highest_whole_split_jaccard_and_ties_go_to_the_middle():
     # Polyp pixels at probability 0.33 and background at 0.12: any threshold from 0.15 to 0.3 is perfect.
     probability = torch.tensor([[0.33, 0.33, 0.12, 0.12]])
@@ -167,3 +179,19 @@ def test_predict_with_a_lower_threshold_draws_larger_polyps(run, tmp_path, capsy
     for low, high in zip(polyp["0.2"], polyp["0.8"]):
         assert (high <= low).all()
     assert sum(m.sum() for m in polyp["0.2"]) > sum(m.sum() for m in polyp["0.8"])
+
+
+def test_the_twofold_benchmark_chooses_on_one_half_and_scores_the_other(run):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from threshold_twofold import twofold
+
+    checkpoint, _ = run
+    result = twofold(str(checkpoint))
+    assert len(result["thresholds"]) == 2 and set(result["thresholds"]) <= set(THRESHOLDS)
+    assert 0.0 <= result["jaccard"] <= 1.0 and 0.0 <= result["per_image_jaccard"] <= 1.0
+    whole = sweep_checkpoint(checkpoint, None, "val", tta=True, device="cpu", progress=False)
+    if result["thresholds"][0] == result["thresholds"][1]:  # one threshold for both halves: the whole split's score
+        k = whole["thresholds"].index(result["thresholds"][0])
+        assert result["jaccard"] == pytest.approx(whole["jaccard"][k], abs=1e-12)
