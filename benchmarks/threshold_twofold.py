@@ -15,29 +15,15 @@ import argparse
 
 import torch
 
-from fcn_tutorial.data import registry
-from fcn_tutorial.evaluate import load_model
 from fcn_tutorial.metrics import _jaccard
-from fcn_tutorial.scoring import default_eval_batch_size
-from fcn_tutorial.threshold import sweep_dataset
+from fcn_tutorial.threshold import checkpoint_sweep
 
 
 def twofold(checkpoint: str) -> dict:
     """Each half's threshold (chosen on the other half) and the pooled polyp Jaccard of both scored halves."""
-    device = torch.device("cpu")
-    model, config = load_model(checkpoint, device)
-    val = registry.get_dataset(config.data, "val", n_classes=config.n_classes)
-    sweep = sweep_dataset(
-        model,
-        val,
-        device,
-        input_size=config.resize,
-        normalize=config.normalize,
-        tta=True,
-        batch_size=default_eval_batch_size(device),
-        progress=False,
-    )
-    even, odd = list(range(0, len(val), 2)), list(range(1, len(val), 2))
+    sweep, _ = checkpoint_sweep(checkpoint, split="val", tta=True, device="cpu", progress=False)
+    n_frames = len(sweep.counts)
+    even, odd = list(range(0, n_frames, 2)), list(range(1, n_frames, 2))
     confusion, per_image, thresholds = torch.zeros(2, 2, dtype=torch.int64), [], []
     for choose, score in ((even, odd), (odd, even)):
         threshold = sweep.subset(choose).best()

@@ -40,7 +40,15 @@ from .data import VOID
 from .metrics import _jaccard  # per-class TP / (TP + FP + FN) of a stack of confusion matrices
 from .scoring import check_threshold
 
-__all__ = ["THRESHOLDS", "ThresholdSweep", "sweep_dataset", "sweep_checkpoint", "plot_sweep", "register"]
+__all__ = [
+    "THRESHOLDS",
+    "ThresholdSweep",
+    "sweep_dataset",
+    "checkpoint_sweep",
+    "sweep_checkpoint",
+    "plot_sweep",
+    "register",
+]
 
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05, 0.10, ..., 0.95
 
@@ -174,7 +182,7 @@ def sweep_dataset(
     return sweep
 
 
-def sweep_checkpoint(
+def checkpoint_sweep(
     checkpoint: str | Path,
     data: str | None = None,
     split: str = "val",
@@ -183,8 +191,9 @@ def sweep_checkpoint(
     device: str = "auto",
     thresholds: Sequence[float] = THRESHOLDS,
     progress: bool | None = None,
-) -> dict[str, Any]:
-    """:meth:`ThresholdSweep.report` of ``checkpoint`` on ``split`` (default: val); fp32, the run's input size."""
+) -> tuple[ThresholdSweep, str]:
+    """The :class:`ThresholdSweep` of ``checkpoint`` on ``split`` of ``data`` (default: the run's own data, val),
+    and the data it swept; fp32, the run's input size."""
     from .data import registry
     from .device import resolve_device
     from .evaluate import load_model
@@ -206,7 +215,24 @@ def sweep_checkpoint(
         thresholds=thresholds,
         progress=progress,
     )
-    return {"checkpoint": str(checkpoint), "data": str(data), "split": split, "tta": tta, **sweep.report()}
+    return sweep, str(data)
+
+
+def sweep_checkpoint(
+    checkpoint: str | Path,
+    data: str | None = None,
+    split: str = "val",
+    *,
+    tta: bool = False,
+    device: str = "auto",
+    thresholds: Sequence[float] = THRESHOLDS,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """:meth:`ThresholdSweep.report` of :func:`checkpoint_sweep`, with what was swept."""
+    sweep, data = checkpoint_sweep(
+        checkpoint, data, split, tta=tta, device=device, thresholds=thresholds, progress=progress
+    )
+    return {"checkpoint": str(checkpoint), "data": data, "split": split, "tta": tta, **sweep.report()}
 
 
 def format_sweep(report: dict[str, Any]) -> str:

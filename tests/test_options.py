@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 
@@ -254,16 +255,22 @@ def test_per_image_dice_averages_the_frames_that_show_a_polyp():
     assert dice_loss(logits, target).item() > 0.5
 
 
-def test_per_image_dice_of_a_batch_without_polyps_adds_nothing_and_keeps_the_graph():
+@pytest.mark.parametrize(
+    "per_frame_loss",
+    [functools.partial(dice_loss, per_image=True), lovasz_loss],
+    ids=["dice per frame", "lovasz"],
+)
+def test_a_per_frame_loss_of_a_batch_without_polyps_adds_nothing_and_keeps_the_graph(per_frame_loss):
     logits = torch.randn(2, 2, 3, 3, requires_grad=True)
-    loss = dice_loss(logits, torch.zeros(2, 3, 3, dtype=torch.long), per_image=True)
+    loss = per_frame_loss(logits, torch.zeros(2, 3, 3, dtype=torch.long))
     assert loss.item() == 0.0
     loss.backward()
     assert logits.grad is not None and torch.all(logits.grad == 0)
 
 
-def test_a_run_with_per_image_dice(data, tmp_path):
-    history = train(tiny_config(data, tmp_path / "run", loss="ce+dice-per-image", epochs=1))
+@pytest.mark.parametrize("loss", ["ce+dice-per-image", "ce+lovasz"])
+def test_a_run_with_a_per_frame_loss(data, tmp_path, loss):
+    history = train(tiny_config(data, tmp_path / "run", loss=loss, epochs=1))
     assert math.isfinite(history[-1]["train_loss"])
 
 
@@ -313,16 +320,3 @@ def test_lovasz_matches_the_reference_implementation_frame_by_frame():
         target[torch.rand(4, 9, 11, generator=generator) < 0.2] = VOID
         target[0] = 0  # a frame without polyp
         assert lovasz_loss(logits, target).item() == pytest.approx(reference(logits, target).item(), abs=1e-6)
-
-
-def test_lovasz_of_a_batch_without_polyps_adds_nothing_and_keeps_the_graph():
-    logits = torch.randn(2, 2, 3, 3, requires_grad=True)
-    loss = lovasz_loss(logits, torch.zeros(2, 3, 3, dtype=torch.long))
-    assert loss.item() == 0.0
-    loss.backward()
-    assert logits.grad is not None and torch.all(logits.grad == 0)
-
-
-def test_a_run_with_the_lovasz_loss(data, tmp_path):
-    history = train(tiny_config(data, tmp_path / "run", loss="ce+lovasz", epochs=1))
-    assert math.isfinite(history[-1]["train_loss"])
