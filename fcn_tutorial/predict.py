@@ -94,14 +94,16 @@ def find_images(paths: Iterable[str | Path], skipped: list[Path] | None = None) 
             )
             if not inside:
                 raise ValueError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            frames = [p for p in inside if not p.stem.lower().endswith(NOT_FRAMES)]
+            frames, not_frames = [], []
+            for p in inside:
+                (not_frames if p.stem.lower().endswith(NOT_FRAMES) else frames).append(p)
             if not frames:
                 raise ValueError(
                     f"folder {path} holds only masks or overlays (names ending in _mask or _overlay), no frames; "
                     f"name a file on its own to segment it anyway"
                 )
             if skipped is not None:
-                skipped.extend(p for p in inside if p not in frames)
+                skipped.extend(not_frames)
             found.extend(frames)
         elif path.is_file():
             found.append(path)
