@@ -113,6 +113,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         crop_size=224,
         hflip=1.0,
         vflip=0.0,
+        transpose=0.0,
         rotation=0.0,
         scale=None,
         color_jitter=0.0,
@@ -175,6 +176,9 @@ class TrainConfig:
     )
     hflip: float = option(0.5, "probability of a horizontal flip", low=0.0, high=1.0)
     vflip: float = option(0.0, "probability of a vertical flip", low=0.0, high=1.0)
+    transpose: float = option(
+        0.0, "probability of swapping rows and columns (with both flips at 0.5: all 8 orientations)", low=0.0, high=1.0
+    )
     rotation: float = option(0.0, "random rotation, degrees, uniform in [-rotation, rotation]", low=0.0, high=180.0)
     scale: list[float] | None = option(
         None, "random rescale range, e.g. 0.75 1.25", nargs=2, metavar=("MIN", "MAX"), low=0.0, high=10.0, low_open=True
@@ -216,11 +220,18 @@ class TrainConfig:
         "start from a trained coarser net's checkpoint: FCN-16s from FCN-32s, FCN-8s from FCN-16s (paper's staging)",
         metavar="CHECKPOINT",
     )
-    optimizer: str = option("adam", "the optimiser", choices=("adam", "sgd"))
+    optimizer: str = option(
+        "adam",
+        "the optimiser (adamw: Adam with weight decay decoupled from the gradient)",
+        choices=("adam", "adamw", "sgd"),
+    )
     lr: float = option(1e-4, "learning rate (the peak rate of a one-cycle schedule)", low=0.0)
     momentum: float = option(0.9, "SGD momentum", low=0.0, high=1.0)
     weight_decay: float = option(
-        0.0, "weight decay on weights only, never on biases (as in the original)", low=0.0, high=1.0
+        0.0,
+        "weight decay on weights only, never on biases (as in the original); adamw shrinks by lr x this per step",
+        low=0.0,
+        high=1.0,
     )
     schedule: str = option("constant", "learning-rate schedule", choices=("constant", "cosine", "onecycle"))
     epochs: int = option(750, "the most epochs to train", low=1, high=1_000_000, resumable=True)

@@ -147,15 +147,22 @@ def build_ema(model: nn.Module, decay: float) -> AveragedModel:
 
 
 def build_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
-    """Adam (default) or SGD with momentum, per ``config``; weight decay applies to weights, not biases."""
+    """Adam (default), AdamW or SGD with momentum, per ``config``; weight decay applies to weights, not biases.
+
+    Adam adds ``weight_decay x w`` to the gradient, where Adam's per-weight scaling then weakens it for
+    weights with large gradients; AdamW (Loshchilov and Hutter, 2019) shrinks every weight by
+    ``lr x weight_decay`` at each step instead, apart from the gradient.
+    """
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if config.optimizer == "adam":
         return torch.optim.Adam(groups, lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
-    raise ValueError(f"--optimizer must be adam or sgd, got {config.optimizer!r}")
+    raise ValueError(f"--optimizer must be adam, adamw or sgd, got {config.optimizer!r}")
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config, steps_per_epoch: int):

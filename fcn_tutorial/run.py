@@ -152,6 +152,7 @@ def build_datasets(config: TrainConfig, ctx: DistributedContext | None = None) -
         crop_size=config.crop_size,
         hflip=config.hflip,
         vflip=config.vflip,
+        transpose=config.transpose,
         rotation=config.rotation,
         scale=tuple(config.scale) if config.scale else None,
         color_jitter=config.color_jitter,

@@ -10,6 +10,7 @@ from torchvision import tv_tensors
 from fcn_tutorial.data import VOID, make_loaders, pad_collate
 from fcn_tutorial.data.loaders import default_num_workers
 from fcn_tutorial.data.transforms import (
+    RandomTranspose,
     RandomZoomCrop,
     eval_transforms,
     get_preset,
@@ -47,6 +48,7 @@ def assert_aligned(image, mask, exact=True):
     "options",
     [
         dict(crop_size=32, hflip=0.5, vflip=0.5),
+        dict(crop_size=32, hflip=0.5, vflip=0.5, transpose=0.5),
         dict(crop_size=96, hflip=1.0),  # larger than the frame: padded
         dict(crop_size=40, rotation=45, scale=(0.6, 1.4), hflip=0.5, vflip=0.5),
         dict(crop_size=40, scale=(0.5, 1.5)),  # zoomed out: windows larger than the frame, padded
@@ -82,6 +84,33 @@ def test_zoom_crop_labels_windows_and_padding():
     torch.manual_seed(0)
     _, padded = RandomZoomCrop(32, (0.25, 0.25))(image, mask)
     assert (padded == VOID).float().mean() > 0.3
+
+
+def test_flips_and_transpose_give_all_eight_orientations_equally_often():
+    """hflip, vflip and transpose at 0.5: the 8 symmetries of a square, each about 1/8 of the time, mask alongside."""
+    image = tv_tensors.Image(torch.arange(9.0).reshape(1, 3, 3).expand(3, 3, 3).clone())
+    mask = tv_tensors.Mask(torch.arange(9).reshape(3, 3))
+    transform = train_transforms(crop_size=None, hflip=0.5, vflip=0.5, transpose=0.5)
+    seen: dict[tuple, int] = {}
+    torch.manual_seed(0)
+    for _ in range(800):
+        out_image, out_mask = transform(image, mask)
+        assert isinstance(out_mask, tv_tensors.Mask) and torch.equal(out_image[0].long(), out_mask)
+        key = tuple(out_mask.flatten().tolist())
+        seen[key] = seen.get(key, 0) + 1
+    rotations = {tuple(torch.rot90(mask, k, (0, 1)).flatten().tolist()) for k in range(4)}
+    assert len(seen) == 8 and rotations <= set(seen)  # quarter turns included
+    assert min(seen.values()) > 60 and max(seen.values()) < 140  # 100 expected each
+
+
+def test_transpose_swaps_rows_and_columns_of_image_and_mask():
+    image, mask = coded_pair(height=20, width=30)
+    out_image, out_mask = RandomTranspose(p=1.0)(image, mask)
+    assert out_image.shape == (3, 30, 20) and isinstance(out_image, tv_tensors.Image)
+    assert torch.equal(out_mask, mask.transpose(0, 1)) and isinstance(out_mask, tv_tensors.Mask)
+    assert torch.equal(out_image, image.transpose(1, 2))
+    same_image, same_mask = RandomTranspose(p=0.0)(image, mask)
+    assert same_image is image and same_mask is mask
 
 
 def test_zoom_crop_costs_less_than_zooming_the_whole_frame():

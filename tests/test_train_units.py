@@ -67,8 +67,21 @@ def test_weight_decay_spares_biases_and_sgd_uses_momentum():
     assert isinstance(adam, torch.optim.Adam) and adam.defaults["lr"] == 1e-4
     decayed = {id(p): g["weight_decay"] for g in adam.param_groups for p in g["params"]}
     assert decayed[id(model.weight)] == 1e-4 and decayed[id(model.bias)] == 0.0
+    adamw = build_optimizer(model, TrainConfig(optimizer="adamw", weight_decay=0.05))
+    assert type(adamw) is torch.optim.AdamW and [g["weight_decay"] for g in adamw.param_groups] == [0.05, 0.0]
     sgd = build_optimizer(model, TrainConfig(optimizer="sgd", lr=0.01, momentum=0.9))
     assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
+
+
+def test_adamw_decay_is_decoupled_from_the_gradient():
+    """With a zero gradient, AdamW still shrinks each weight by lr x decay per step; Adam's L2 term moves it by ~lr."""
+    for name, expected in (("adamw", 1.0 - 0.1 * 0.5), ("adam", 1.0 - 0.1)):
+        model = nn.Conv2d(1, 1, 1, bias=False)
+        nn.init.ones_(model.weight)
+        optimizer = build_optimizer(model, TrainConfig(optimizer=name, lr=0.1, weight_decay=0.5))
+        model.weight.grad = torch.zeros_like(model.weight)
+        optimizer.step()
+        assert model.weight.item() == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])

@@ -25,6 +25,7 @@ __all__ = [
     "IMAGENET_STD",
     "JointTransform",
     "RandomZoomCrop",
+    "RandomTranspose",
     "DataPreset",
     "train_transforms",
     "eval_transforms",
@@ -95,11 +96,38 @@ class RandomZoomCrop(v2.Transform):
         return v2.functional.resize(inpt, self.size, antialias=True)  # masks: nearest neighbour
 
 
+class RandomTranspose(v2.Transform):
+    """Swap rows and columns (a mirror across the main diagonal) with probability ``p``.
+
+    A polyp has no up, down, left or right. Flips give four of a square's eight orientations; a transpose
+    after them gives the other four (a quarter turn is a transpose and a flip), all equally likely when
+    every probability is 0.5. It costs nothing but a view. An ``H x W`` frame becomes ``W x H``, so use
+    it with square crops (or :func:`~fcn_tutorial.data.pad_collate`, which pads frames of different sizes).
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = p
+
+    def make_params(self, flat_inputs: list) -> dict:
+        return {"apply": bool(torch.rand(()) < self.p)}
+
+    def transform(self, inpt, params: dict):
+        if not params["apply"]:
+            return inpt
+        return (
+            tv_tensors.wrap(inpt.transpose(-2, -1), like=inpt)
+            if isinstance(inpt, tv_tensors.TVTensor)
+            else inpt.transpose(-2, -1)
+        )
+
+
 def train_transforms(
     *,
     crop_size: int | tuple[int, int] | None = 224,
     hflip: float = 0.5,
     vflip: float = 0.0,
+    transpose: float = 0.0,
     rotation: float = 0.0,
     scale: tuple[float, float] | None = None,
     color_jitter: float = 0.0,
@@ -107,12 +135,12 @@ def train_transforms(
     normalize: bool = False,
 ) -> JointTransform:
     """Training augmentation, in order: resize, rotate, zoom and random crop (:class:`RandomZoomCrop`), flips,
-    colour jitter, normalise.
+    transpose (:class:`RandomTranspose`), colour jitter, normalise.
 
     ``resize``: an ``(h, w)`` size, or an int for the shorter side (None: keep the frame's size).
     ``rotation``: degrees, uniform in ``[-rotation, rotation]``. ``scale``: a zoom range such as
     ``(0.75, 1.25)``. ``crop_size``: random crops of this size (None: whole frames); smaller frames
-    are padded with 0 (image) and VOID (mask). ``hflip``/``vflip``: flip probabilities.
+    are padded with 0 (image) and VOID (mask). ``hflip``/``vflip``/``transpose``: their probabilities.
     ``color_jitter``: strength of random brightness, contrast and saturation changes (hue a quarter
     of it). ``normalize``: subtract the ImageNet mean and divide by its std, for a pretrained backbone.
     """
@@ -131,6 +159,8 @@ def train_transforms(
         steps.append(v2.RandomHorizontalFlip(p=hflip))
     if vflip > 0:
         steps.append(v2.RandomVerticalFlip(p=vflip))
+    if transpose > 0:
+        steps.append(RandomTranspose(p=transpose))
     if color_jitter > 0:
         steps.append(
             v2.ColorJitter(
