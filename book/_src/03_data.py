@@ -318,7 +318,8 @@ plt.close(fig)
 # The red mask moves, turns and scales with the polyp; grey marks the void pixels that the rotation
 # and the zoom brought in from outside the frame; the colour jitter changes the image only. The
 # package's `train_transforms` chains such steps in a sensible order (resize, rotate and scale,
-# crop, flip, colour). Here we switch all of them on, on small frames so that the pictures are quick
+# crop, flip, colour; `transpose=0.5` adds a swap of rows and columns, which shows a square crop in all
+# eight orientations). Here we switch on all but the transpose, on small frames so that the pictures are quick
 # to draw (the shorter side resized to 128 pixels, crops of 112):
 
 # %%
