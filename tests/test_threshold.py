@@ -195,3 +195,21 @@ def test_the_twofold_benchmark_chooses_on_one_half_and_scores_the_other(run):
     if result["thresholds"][0] == result["thresholds"][1]:  # one threshold for both halves: the whole split's score
         k = whole["thresholds"].index(result["thresholds"][0])
         assert result["jaccard"] == pytest.approx(whole["jaccard"][k], abs=1e-12)
+
+
+def test_hard_frames_scores_each_network_as_evaluate_does_and_an_ensemble_of_one_is_itself(run):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from hard_frames import hard_frames
+
+    checkpoint, data = run
+    report = hard_frames([(str(checkpoint), 0.3), (str(checkpoint), 0.3)], "test", progress=False)
+    scored = evaluate_checkpoint(checkpoint, str(data), "test", tta=True, threshold=0.3, progress=False)
+    for network in report["networks"]:
+        assert network["jaccard"] == pytest.approx(scored["jaccard"][1], abs=1e-9)
+        assert network["per_image"] == pytest.approx(scored["per_image_jaccard"][1], abs=1e-9)
+    assert report["ensemble"]["jaccard"] == pytest.approx(scored["jaccard"][1], abs=1e-9)
+    assert report["frames"] == 4 and report["best_per_frame"] == pytest.approx(report["networks"][0]["per_image"])
+    for every, some in report["below"].values():
+        assert every == some  # two copies of one network fail on the same frames

@@ -1,0 +1,111 @@
+"""Which frames hold the per-image mean down, and would averaging several trained networks lift it?
+
+Issue 10 asks for a per-image mean polyp Jaccard of 0.80 on the test split; single 30-minute CPU runs reach
+0.78 to 0.79. This script takes several checkpoints, each with the decision threshold chosen for it on the
+validation split, scores every frame of a split with each (flip TTA, full-size masks, as
+``fcn-tutorial evaluate --tta --threshold`` does) and reports:
+
+* each network's whole-split and per-image polyp Jaccard (the figures of its ``quality.py`` JSON);
+* how many frames score below 0.3 and 0.5 in *every* network, and in at least one: frames that every
+  network gets wrong are hard in the data, not unlucky in a seed;
+* the ensemble: the networks' polyp probabilities averaged, at their mean threshold (it costs the training
+  time of all of them, so it is an upper bound on what more training of this kind can give, not a recipe);
+* the best network per frame, chosen by looking at the truth: a bound no real method reaches.
+
+    FCN_TUTORIAL_DATA=../shared/data python benchmarks/hard_frames.py --split test \\
+        runs/q-s0/best.pt:0.25 runs/q-s1/best.pt:0.30 runs/q-s2/best.pt:0.25
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from fcn_tutorial.data import VOID, registry
+from fcn_tutorial.evaluate import load_model
+from fcn_tutorial.metrics import ConfusionMatrix, PerImageJaccard
+from fcn_tutorial.progress import progress_bar
+from fcn_tutorial.scoring import decide, predict_logits
+
+
+def checkpoint_and_threshold(text: str) -> tuple[str, float]:
+    path, _, threshold = text.rpartition(":")
+    if not path:
+        raise argparse.ArgumentTypeError(f"expected CHECKPOINT:THRESHOLD, e.g. runs/q-s0/best.pt:0.25, got {text!r}")
+    return path, float(threshold)
+
+
+def polyp_scores(logits: list[torch.Tensor], masks: list[torch.Tensor], threshold: float) -> tuple[float, torch.Tensor]:
+    """Whole-split polyp Jaccard and each frame's polyp Jaccard of ``logits`` decided at ``threshold``."""
+    whole, per_image = ConfusionMatrix(2, ignore_index=VOID), PerImageJaccard(2, ignore_index=VOID)
+    for frame_logits, mask in zip(logits, masks):
+        predicted = decide(frame_logits, threshold)
+        whole.update(predicted, mask)
+        per_image.update(predicted, mask)
+    return float(whole.compute().jaccard[1]), per_image.values[:, 1]
+
+
+def hard_frames(runs: list[tuple[str, float]], split: str = "test", progress: bool | None = None) -> dict:
+    """The figures above, for ``runs`` (checkpoint, threshold) on ``split``, as a dictionary."""
+    masks, summed, networks, per_frame = [], None, [], []
+    for path, threshold in runs:
+        model, config = load_model(path, "cpu")
+        model.eval()
+        dataset = registry.get_dataset(config.data, split, n_classes=config.n_classes)
+        logits, masks = [], []
+        for index in progress_bar(range(len(dataset)), progress=progress, desc=str(path), leave=False):
+            image, mask = dataset[index]
+            with torch.no_grad():
+                logits.append(
+                    predict_logits(model, [image], size=config.resize, normalize=config.normalize, tta=True)[0]
+                )
+            masks.append(mask.as_subclass(torch.Tensor))
+        whole, frames = polyp_scores(logits, masks, threshold)
+        networks.append(
+            {"checkpoint": str(path), "threshold": threshold, "jaccard": whole, "per_image": float(frames.nanmean())}
+        )
+        per_frame.append(frames)
+        probabilities = [frame_logits.softmax(0) for frame_logits in logits]
+        summed = probabilities if summed is None else [s + p for s, p in zip(summed, probabilities)]
+
+    scores = torch.stack(per_frame)  # networks x frames
+    mean_threshold = sum(threshold for _, threshold in runs) / len(runs)
+    ensemble = [(s / len(runs)).clamp_min(1e-12).log() for s in summed]
+    whole, frames = polyp_scores(ensemble, masks, mean_threshold)
+    return {
+        "split": split,
+        "frames": scores.shape[1],
+        "networks": networks,
+        "below": {cut: (int((scores < cut).all(0).sum()), int((scores < cut).any(0).sum())) for cut in (0.3, 0.5)},
+        "hardest": scores.nanmean(0).sort().values[:8].tolist(),
+        "ensemble": {"threshold": mean_threshold, "jaccard": whole, "per_image": float(frames.nanmean())},
+        "best_per_frame": float(scores.max(0).values.nanmean()),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=checkpoint_and_threshold, metavar="CHECKPOINT:THRESHOLD")
+    parser.add_argument("--split", default="test")
+    args = parser.parse_args(argv)
+    report = hard_frames(args.runs, args.split)
+    for network in report["networks"]:
+        print(
+            f"{network['checkpoint']} at {network['threshold']:.2f}: polyp J {network['jaccard']:.3f} whole split, "
+            f"{network['per_image']:.3f} per image"
+        )
+    print(f"{report['split']}: {report['frames']} frames, {len(report['networks'])} networks")
+    for cut, (every, some) in report["below"].items():
+        print(f"  frames below {cut} in every network: {every}; in at least one: {some}")
+    print("  the 8 hardest frames, mean over the networks:", ", ".join(f"{v:.2f}" for v in report["hardest"]))
+    ensemble = report["ensemble"]
+    print(
+        f"  ensemble (probabilities averaged) at {ensemble['threshold']:.2f}: "
+        f"{ensemble['jaccard']:.3f} / {ensemble['per_image']:.3f}"
+    )
+    print(f"  best network per frame, chosen with the truth (a bound): {report['best_per_frame']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
