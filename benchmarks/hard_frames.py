@@ -66,12 +66,12 @@ def hard_frames(runs: list[tuple[str, float]], split: str = "test", progress: bo
             {"checkpoint": str(path), "threshold": threshold, "jaccard": whole, "per_image": float(frames.nanmean())}
         )
         per_frame.append(frames)
-        probabilities = [frame_logits.softmax(0) for frame_logits in logits]
-        summed = probabilities if summed is None else [s + p for s, p in zip(summed, probabilities)]
+        polyp = [frame_logits.softmax(0)[1] for frame_logits in logits]  # one channel: half the memory
+        summed = polyp if summed is None else [s + p for s, p in zip(summed, polyp)]
 
     scores = torch.stack(per_frame)  # networks x frames
     mean_threshold = sum(threshold for _, threshold in runs) / len(runs)
-    ensemble = [(s / len(runs)).clamp_min(1e-12).log() for s in summed]
+    ensemble = [torch.stack([1 - s / len(runs), s / len(runs)]).clamp_min(1e-12).log() for s in summed]
     whole, frames = polyp_scores(ensemble, masks, mean_threshold)
     return {
         "split": split,
