@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,10 @@ from fcn_tutorial.scoring import check_threshold, decide
 from fcn_tutorial.threshold import THRESHOLDS, ThresholdSweep, sweep_checkpoint
 
 from tiny import tiny_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from hard_frames import hard_frames  # noqa: E402
+from threshold_twofold import twofold  # noqa: E402
 
 
 def random_frames(n=5, height=9, width=11, seed=0):
@@ -182,11 +187,6 @@ def test_predict_with_a_lower_threshold_draws_larger_polyps(run, tmp_path, capsy
 
 
 def test_the_twofold_benchmark_chooses_on_one_half_and_scores_the_other(run):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from threshold_twofold import twofold
-
     checkpoint, _ = run
     result = twofold(str(checkpoint))
     assert len(result["thresholds"]) == 2 and set(result["thresholds"]) <= set(THRESHOLDS)
@@ -198,11 +198,6 @@ def test_the_twofold_benchmark_chooses_on_one_half_and_scores_the_other(run):
 
 
 def test_hard_frames_scores_each_network_as_evaluate_does_and_an_ensemble_of_one_is_itself(run):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from hard_frames import hard_frames
-
     checkpoint, data = run
     report = hard_frames([(str(checkpoint), 0.3), (str(checkpoint), 0.3)], "test", progress=False)
     scored = evaluate_checkpoint(checkpoint, str(data), "test", tta=True, threshold=0.3, progress=False)
