@@ -124,6 +124,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         class_weights=None,
         loss="ce",
         ema=None,
+        val_every=1,
         amp="none",
         channels_last=False,
     ),
@@ -215,6 +216,13 @@ class TrainConfig:
         low_open=True,
         zero_means_none=True,
     )
+    ema_every: int = option(
+        1,
+        "update the weight average every K steps, with decay^K (the same span of steps, a K-th of its memory traffic)",
+        metavar="K",
+        low=1,
+        high=1000,
+    )
     init_from: str | None = option(
         None,
         "start from a trained coarser net's checkpoint: FCN-16s from FCN-32s, FCN-8s from FCN-16s (paper's staging)",
@@ -247,6 +255,13 @@ class TrainConfig:
         low=0.0,
         low_open=True,
         resumable=True,
+    )
+    val_every: int = option(
+        1,
+        "validate every N-th epoch and the last one; the others train only and cannot be the best",
+        metavar="N",
+        low=1,
+        high=1_000_000,
     )
     val_full_size: bool = option(
         False,

@@ -224,6 +224,11 @@ class RunLog:
 
 def epoch_line(row: dict, n_classes: int) -> str:
     """The original tutorial's log line for one epoch (and the validation size when it is not full size)."""
+    if math.isnan(row["val_loss"]) and math.isnan(row["val_accuracy"]):  # skipped by --val-every (or NaN logits)
+        return (
+            f"EPOCH {row['epoch']}: Avg epoch training cost train {row['train_loss']:f}, not validated, "
+            f"took {row['seconds']:f} s"
+        )
     classes = ", ".join(f"jacc val class {c} {row[f'val_jaccard_{c}']:f}" for c in range(n_classes))
     line = (
         f"EPOCH {row['epoch']}: Avg epoch training cost train {row['train_loss']:f}, cost val {row['val_loss']:f}, "
@@ -335,7 +340,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     if config.use_channels_last:
         model = model.to(memory_format=torch.channels_last)
     raw_model = model  # the module whose state_dict we save (no DDP or compile wrappers)
-    ema = engine.build_ema(raw_model, config.ema) if config.ema else None
+    ema = engine.build_ema(raw_model, config.ema, config.ema_every) if config.ema else None
     optimizer = engine.build_optimizer(raw_model, config)
     pin_memory = device.type == "cuda"
     num_workers = config.num_workers if config.num_workers is not None else default_num_workers(device)
@@ -449,6 +454,7 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
                 channels_last=config.use_channels_last,
                 loss=config.loss,
                 ema=ema,
+                ema_every=config.ema_every,
                 epoch=epoch,
                 progress=progress,
             )
@@ -465,22 +471,24 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             message = f"stopped: {error}; " + _saved_epochs(out, saved_epoch, best_epoch)
             log.to_file(message)
             raise engine.NonFiniteLossError(message) from None
-        try:
-            val_loss, scores = evaluate(
-                eval_model,
-                val_loader,
-                config.n_classes,
-                device,
-                input_size=val_input_size,
-                normalize=config.normalize,
-                amp_dtype=amp_dtype,
-                channels_last=config.use_channels_last,
-                progress=progress,
-            )
-            accuracy, jaccard, mean_jaccard = scores.pixel_accuracy, scores.jaccard, scores.mean_jaccard
-        except NonFiniteLogitsError as error:  # finite weights, NaN scores: recorded, never an improvement
-            log(f"epoch {epoch}: {error}; this epoch cannot be the best")
-            val_loss, accuracy, jaccard, mean_jaccard = math.nan, math.nan, [math.nan] * config.n_classes, math.nan
+        # scores stay missing (NaN, never the best) on the epochs that --val-every skips
+        val_loss, accuracy, jaccard, mean_jaccard = math.nan, math.nan, [math.nan] * config.n_classes, math.nan
+        if epoch % config.val_every == 0 or epoch == config.epochs:
+            try:
+                val_loss, scores = evaluate(
+                    eval_model,
+                    val_loader,
+                    config.n_classes,
+                    device,
+                    input_size=val_input_size,
+                    normalize=config.normalize,
+                    amp_dtype=amp_dtype,
+                    channels_last=config.use_channels_last,
+                    progress=progress,
+                )
+                accuracy, jaccard, mean_jaccard = scores.pixel_accuracy, scores.jaccard, scores.mean_jaccard
+            except NonFiniteLogitsError as error:  # finite weights, NaN scores: recorded, never an improvement
+                log(f"epoch {epoch}: {error}; this epoch cannot be the best")
         seconds = time.perf_counter() - started
         elapsed = time.perf_counter() - run_started
         row = {

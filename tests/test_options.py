@@ -23,6 +23,7 @@ from fcn_tutorial.engine import (
     dice_loss,
     lovasz_loss,
     segmentation_loss,
+    train_one_epoch,
 )
 from fcn_tutorial.evaluate import evaluate_checkpoint, load_model
 from fcn_tutorial.history import read_history
@@ -89,6 +90,26 @@ def test_ema_update_is_the_moving_average():
     torch.nn.init.constant_(model.weight, 5.0)
     ema.update_parameters(model)
     assert torch.allclose(ema.module.weight, torch.full((1, 2), 0.75 * 1.0 + 0.25 * 5.0))
+
+
+def test_ema_every_k_steps_samples_the_weights_with_decay_to_the_k():
+    torch.manual_seed(0)
+    batches = [(torch.rand(2, 3, 8, 8), (torch.rand(2, 8, 8) > 0.5).long()) for _ in range(5)]
+    model = torch.nn.Conv2d(3, 2, 1)
+    copy = torch.nn.Conv2d(3, 2, 1)
+    copy.load_state_dict(model.state_dict())
+    config = TrainConfig(optimizer="sgd", lr=0.5)
+    ema = build_ema(model, decay=0.9, every=2)
+    train_one_epoch(model, batches, build_optimizer(model, config), torch.device("cpu"), ema=ema, ema_every=2)
+    # the same five steps one at a time, keeping the weights after steps 2 and 4
+    optimizer, kept = build_optimizer(copy, config), {}
+    for step, batch in enumerate(batches, start=1):
+        train_one_epoch(copy, [batch], optimizer, torch.device("cpu"))
+        kept[step] = copy.weight.detach().clone()
+    assert torch.equal(copy.weight, model.weight)  # the average never changes the training itself
+    assert int(ema.n_averaged) == 2  # after steps 2 and 4, not after the epoch's last, odd one
+    expected = 0.9**2 * kept[2] + (1 - 0.9**2) * kept[4]  # the first update copies
+    assert torch.allclose(ema.module.weight, expected, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -138,6 +138,27 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(finished_ru
     assert read_history(run / "history.csv") == history
 
 
+def test_val_every_skips_validation_but_never_changes_the_training(finished_run, tmp_path):
+    config, history = finished_run
+    sparse = dataclasses.replace(config, out=str(tmp_path / "sparse"), val_every=2)
+    skipped = train(sparse)
+    assert [row["train_loss"] for row in skipped] == [row["train_loss"] for row in history]
+    assert math.isnan(skipped[0]["val_loss"]) and math.isnan(skipped[0]["val_jaccard_mean"])
+    for epoch in (2, 3):  # every 2nd epoch, and the last one
+        assert without_seconds(skipped)[epoch - 1] == without_seconds(history)[epoch - 1]
+    straight = load_checkpoint(Path(config.out) / "last.pt")["model"]
+    assert all(
+        torch.equal(value, straight[name])
+        for name, value in load_checkpoint(tmp_path / "sparse" / "last.pt")["model"].items()
+    )
+    best_of_validated = max((2, 3), key=lambda epoch: history[epoch - 1]["val_jaccard_mean"])
+    assert load_checkpoint(tmp_path / "sparse" / "best.pt")["epoch"] == best_of_validated
+    assert math.isnan(read_history(tmp_path / "sparse" / "history.csv")[0]["val_accuracy"])
+    epoch_lines = [line for line in (tmp_path / "sparse" / "train.log").read_text().splitlines() if "EPOCH" in line]
+    assert "not validated" in epoch_lines[0] and "not validated" not in epoch_lines[1]
+    assert (tmp_path / "sparse" / "curves.png").stat().st_size > 0
+
+
 def test_an_absurd_learning_rate_is_caught(synthetic_root, tmp_path):
     with pytest.raises(NonFiniteLossError, match="lower --lr"):
         train(tiny_config(synthetic_root, tmp_path / "run", optimizer="sgd", lr=1e30, epochs=3))
