@@ -53,7 +53,8 @@ from fcn_tutorial.threshold import sweep_checkpoint
 RECIPE = (
     "--data kvasir-seg --model fcn8s --preset compact --width 0.25 --batch-norm --resize 256 --crop-size 224 "
     "--hflip 0.5 --vflip 0.5 --scale 0.8 1.2 --cache --batch-size 8 --loss ce+dice-per-image --ema 0.998 "
-    "--optimizer adam --lr 1e-3 --schedule cosine --epochs 100 --time-limit 29 --patience 0 --no-progress"
+    "--ema-every 4 --optimizer adam --lr 1e-3 --schedule cosine --epochs 100 --time-limit 29 --patience 0 "
+    "--val-every 2 --no-progress"
 ).split()
 
 SCORES = ("pixel_accuracy", "jaccard", "mean_jaccard", "per_image_jaccard", "epoch")
