@@ -460,8 +460,10 @@ plt.show()
 # runs below are the README's CPU recipe: FCN-8s trained from scratch (compact preset, a quarter of VGG16's
 # width, batch norm, bfloat16) on all 657 training frames resized to a shorter side of 256 pixels, with flips
 # and zooms, cross-entropy + Dice per frame, Adam with a cosine schedule of 100 epochs, and a moving average of
-# the weights. Then the two steps of the previous section: the decision threshold is chosen on the validation
-# frames, and the test frames are scored with it, with flip test-time augmentation.
+# the weights; to save time it validates every other epoch (`--val-every 2`, so the curves have a point every
+# two epochs) and updates the average every fourth step (`--ema-every 4`). Then the two steps of the previous
+# section: the decision threshold is chosen on the validation frames, and the test frames are scored with it,
+# with flip test-time augmentation.
 #
 # `benchmarks/quality.py` ran this recipe with several seeds, on the 2-core CPU that built this book, and wrote
 # what it measured into one JSON file per seed in the book's `results/` folder. This page reads those files
