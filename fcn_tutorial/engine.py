@@ -143,9 +143,9 @@ def build_ema(model: nn.Module, decay: float, every: int = 1) -> AveragedModel:
     a network like ``model`` holding the average: it is what validation scores and checkpoints save.
     With ``decay`` 0.998 the average spans about the last 500 steps.
 
-    Each update reads and writes every weight twice over, which on a CPU costs more than its arithmetic.
-    With ``every`` K, :func:`train_one_epoch` updates the average after every K-th step only, with the
-    decay ``decay ** K``: the same span of steps, sampled every K-th.
+    Each update reads every weight of both networks and writes the average: memory traffic more than
+    arithmetic. With ``every`` K, :func:`train_one_epoch` updates the average after every K-th step only,
+    with the decay ``decay ** K``: the same span of steps, sampled every K-th, for a K-th of the traffic.
     """
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay**every), use_buffers=True)
 
