@@ -87,7 +87,8 @@ def timed_run(config) -> tuple[list[dict], int]:
         return loader_box[-1]
 
     def train_one_epoch(*args, **kwargs):
-        marks.append({"start": time.perf_counter(), "waited_before": loader_box[-1].waited})
+        # validation stays 0 on the epochs that --val-every skips
+        marks.append({"start": time.perf_counter(), "waited_before": loader_box[-1].waited, "validation": 0.0})
         result = real_train(*args, **kwargs)
         marks[-1].update(train_end=time.perf_counter(), waited=loader_box[-1].waited - marks[-1]["waited_before"])
         return result
@@ -118,8 +119,8 @@ def timed_run(config) -> tuple[list[dict], int]:
                 "loop_s": loop,
                 "waiting_s": mark["waited"],
                 "compute_s": train - mark["waited"],
-                "validation_s": mark.get("validation", 0.0),  # 0 on the epochs that --val-every skips
-                "rest_s": loop - train - mark.get("validation", 0.0),
+                "validation_s": mark["validation"],
+                "rest_s": loop - train - mark["validation"],
             }
         )
     return epochs, len(loader_box[-1].dataset)

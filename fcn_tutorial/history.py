@@ -89,10 +89,11 @@ def plot_history(history: Sequence[dict], path: str | os.PathLike | None = None,
 
     epochs = [row["epoch"] for row in history]
     scored = [row for row in history if not math.isnan(row["val_accuracy"])]  # --val-every skips some epochs
+    scored_epochs = [row["epoch"] for row in scored]
     fig = Figure(figsize=(10, 3.6), layout="constrained")
     ax_loss, ax_jacc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [row["train_loss"] for row in history], label="train loss")
-    ax_loss.plot([row["epoch"] for row in scored], [row["val_loss"] for row in scored], label="validation loss")
+    ax_loss.plot(scored_epochs, [row["val_loss"] for row in scored], label="validation loss")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.legend()
@@ -100,7 +101,7 @@ def plot_history(history: Sequence[dict], path: str | os.PathLike | None = None,
     for column in jaccard_columns:
         name = "mean" if column.endswith("mean") else f"class {column.rsplit('_', 1)[1]}"
         style = "-" if name == "mean" else "--"
-        ax_jacc.plot([row["epoch"] for row in scored], [row[column] for row in scored], style, label=f"Jaccard {name}")
+        ax_jacc.plot(scored_epochs, [row[column] for row in scored], style, label=f"Jaccard {name}")
     if history:
         best = max(history, key=lambda row: _or_minus_inf(row["val_jaccard_mean"]))
         ax_jacc.axvline(best["epoch"], color="grey", lw=0.8, ls=":", label=f"best (epoch {best['epoch']})")
