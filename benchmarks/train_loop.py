@@ -9,7 +9,10 @@ and just after the run, in the same process, and the two timings are pooled, so 
 
     loop efficiency = (training images per second of the whole loop) / (images per second of the bare step)
 
-is measured side by side: a machine shared with other work slows both alike. The first epoch is left
+is measured side by side: a machine shared with other work slows both alike. It is also timed between
+the epochs (``--steps-between``, 3 steps before each epoch, left out of the loop's time, the random state
+saved and restored around them), so a machine that gets faster or slower during the run moves both
+figures alike; the bare step's figure is the median of all its timed steps. The first epoch is left
 out (it reads the frames into the cache, starts any worker and warms the allocator); the loop's figure is
 the mean of the other epochs. With the recipe's ``--val-every 2``, 9 epochs validate 5 of the 8 that count
 (the even ones and the last), more than the recipe's one in two, so the figure errs low. Each epoch is
@@ -71,8 +74,11 @@ class TimedBatches:
         return getattr(self.loader, name)
 
 
-def timed_run(config) -> tuple[list[dict], int]:
-    """Train per ``config``; return, per epoch, its loop seconds and where they went, and the training frames."""
+def timed_run(config, between=None) -> tuple[list[dict], int]:
+    """Train per ``config``; return, per epoch, its loop seconds and where they went, and the training frames.
+
+    ``between()``, if given, runs before each epoch; its time is not counted in any epoch.
+    """
     marks: list[dict] = []
     loader_box: list[TimedBatches] = []
     real_train, real_evaluate, real_score, real_make = (
@@ -87,6 +93,10 @@ def timed_run(config) -> tuple[list[dict], int]:
         return loader_box[-1]
 
     def train_one_epoch(*args, **kwargs):
+        if marks:
+            marks[-1]["end"] = time.perf_counter()
+        if between is not None:
+            between()
         # validation stays 0 on the epochs that --val-every skips
         marks.append({"start": time.perf_counter(), "waited_before": loader_box[-1].waited, "validation": 0.0})
         result = real_train(*args, **kwargs)
@@ -100,7 +110,7 @@ def timed_run(config) -> tuple[list[dict], int]:
         return result
 
     def score_best_epoch(*args, **kwargs):
-        marks.append({"start": time.perf_counter()})  # the end of the last epoch
+        marks[-1]["end"] = time.perf_counter()
         return real_score(*args, **kwargs)
 
     engine.train_one_epoch, run.evaluate, run._score_best_epoch = train_one_epoch, evaluate, score_best_epoch
@@ -111,8 +121,10 @@ def timed_run(config) -> tuple[list[dict], int]:
         engine.train_one_epoch, run.evaluate, run._score_best_epoch = real_train, real_evaluate, real_score
         loaders.make_train_loader = real_make
     epochs = []
-    for mark, following in zip(marks, marks[1:]):
-        loop = following["start"] - mark["start"]
+    for mark in marks:
+        if "end" not in mark:  # the last epoch of a run with no best epoch to score: its end was not seen
+            continue
+        loop = mark["end"] - mark["start"]
         train = mark["train_end"] - mark["start"]
         epochs.append(
             {
@@ -126,29 +138,43 @@ def timed_run(config) -> tuple[list[dict], int]:
     return epochs, len(loader_box[-1].dataset)
 
 
+class BareStep:
+    """``config``'s network, batch, precision and memory format, trained on random tensors already in memory."""
+
+    def __init__(self, config):
+        self.amp_dtype, _ = precision_plan("cpu", config.amp)
+        with torch.random.fork_rng(devices=[]):  # the run's random stream is left as it was
+            torch.manual_seed(0)
+            self.model = build_model_for(config).train()
+            size = config.crop_size or config.resize or 224
+            self.images = torch.rand(config.batch_size, 3, size, size)
+            self.masks = (torch.rand(config.batch_size, size, size) > 0.8).long()
+        if config.use_channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
+        self.optimizer = engine.build_optimizer(self.model, config)
+        self.loss = config.loss
+
+    def time(self, steps: int) -> list[float]:
+        """Seconds of each of ``steps`` steps: forward, loss, backward, the optimiser's step."""
+        times = []
+        with torch.random.fork_rng(devices=[]):  # dropout draws from the run's stream otherwise
+            for _ in range(steps):
+                started = time.perf_counter()
+                with torch.autocast("cpu", dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+                    logits = self.model(self.images)
+                loss = engine.segmentation_loss(logits, self.masks, loss=self.loss)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                times.append(time.perf_counter() - started)
+        return times
+
+
 def bare_steps(config, steps: int) -> list[float]:
     """Seconds of each of ``steps`` bare training steps (after one warm-up step) of ``config``'s network."""
-    amp_dtype, _ = precision_plan("cpu", config.amp)
-    torch.manual_seed(0)
-    model = build_model_for(config).train()
-    size = config.crop_size or config.resize or 224
-    images = torch.rand(config.batch_size, 3, size, size)
-    masks = (torch.rand(config.batch_size, size, size) > 0.8).long()
-    if config.use_channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    optimizer = engine.build_optimizer(model, config)
-    times = []
-    for _ in range(steps + 1):
-        started = time.perf_counter()
-        with torch.autocast("cpu", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            logits = model(images)
-        loss = engine.segmentation_loss(logits, masks, loss=config.loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - started)
-    return times[1:]
+    bare = BareStep(config)
+    return bare.time(steps + 1)[1:]
 
 
 def profile_bare_step(config, steps: int) -> str:
@@ -164,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_config_arguments(parser)
     parser.add_argument("--steps", type=int, default=12, help="bare steps timed before and after the run (each)")
+    parser.add_argument("--steps-between", type=int, default=3, help="bare steps timed before each epoch")
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS", help="also profile this many bare steps")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(RECIPE + ["--epochs", "9"] + (sys.argv[1:] if argv is None else argv))
@@ -171,10 +198,12 @@ def main(argv: list[str] | None = None) -> dict:
     args.out = str(Path(work.name) / "run")
     config, _ = config_from_args(args)
 
-    before = bare_steps(config, args.steps)
-    epochs, n_train = timed_run(config)
-    after = bare_steps(config, args.steps)
-    step_s = statistics.median(before + after)
+    bare_step = BareStep(config)
+    bare_step.time(1)  # warm-up
+    before, between = bare_step.time(args.steps), []
+    epochs, n_train = timed_run(config, lambda: between.extend(bare_step.time(args.steps_between)))
+    after = bare_step.time(args.steps)
+    step_s = statistics.median(before + between + after)
     bare = config.batch_size / step_s
     steady = epochs[1:] or epochs
     loop_s = statistics.mean(e["loop_s"] for e in steady)  # the mean: with --val-every, epochs alternate
@@ -204,6 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
         "training_frames": n_train,
         "bare_step_images_per_s": bare,
         "bare_step_s_before_after": [statistics.median(before), statistics.median(after)],
+        "bare_step_s_between_epochs": statistics.median(between) if between else None,
         "loop_images_per_s": loop,
         "loop_efficiency": loop / bare,
         "epochs": epochs,
@@ -214,9 +244,10 @@ def main(argv: list[str] | None = None) -> dict:
         f"eval batch {config.eval_batch_size}; "
         f"{n_train} training frames, {torch.get_num_threads()} threads"
     )
+    between_text = f"between epochs {statistics.median(between):.3f} s, " if between else ""
     print(
         f"bare step: {bare:.2f} img/s (median step {step_s:.3f} s; before {statistics.median(before):.3f} s, "
-        f"after {statistics.median(after):.3f} s)"
+        f"{between_text}after {statistics.median(after):.3f} s)"
     )
     print(f"whole loop: {loop:.2f} img/s (mean epoch {loop_s:.2f} s over epochs 2..{len(epochs)})")
     print(f"loop efficiency: {loop / bare:.2f}x the bare step")

@@ -394,9 +394,10 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
             f"{config.data}: {len(datasets['train'])} training / {len(datasets['val'])} validation images, {device}"
         )
     if val_size:
+        when = "every epoch" if config.val_every == 1 else f"every {config.val_every} epochs and at the last"
         log(
-            f"validation is scored at the training size ({val_size} px) every epoch; the best epoch is "
-            f"scored at full size at the end (val.json, test.json)"
+            f"validation is scored at the training size ({val_size} px) {when}; the best epoch is scored at "
+            f"full size at the end (val.json, test.json)"
         )
 
     # Training goes through DDP (gradients averaged over processes); evaluation runs the plain module,
