@@ -8,6 +8,9 @@ validation split, scores every frame of a split with each (flip TTA, full-size m
 * each network's whole-split and per-image polyp Jaccard (the figures of its ``quality.py`` JSON);
 * how many frames score below 0.3 and 0.5 in *every* network, and in at least one: frames that every
   network gets wrong are hard in the data, not unlucky in a seed;
+* for each frame below 0.5 in every network, how each network drew it: the predicted polyp's area as a
+  multiple of the true one, and the share of it that lies on the polyp (too small and inside it, too large
+  around it, or beside it);
 * the ensemble: the networks' polyp probabilities averaged, at their mean threshold (it costs the training
   time of all of them, so it is an upper bound on what more training of this kind can give, not a recipe);
 * the best network per frame, chosen by looking at the truth: a bound no real method reaches.
@@ -46,9 +49,17 @@ def polyp_scores(logits: list[torch.Tensor], masks: list[torch.Tensor], threshol
     return float(whole.compute().jaccard[1]), per_image.values[:, 1]
 
 
+def extent(predicted: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
+    """The predicted polyp's area over the true polyp's, and the share of it on the polyp (void ignored)."""
+    counted = mask != VOID
+    drawn, polyp = (predicted == 1) & counted, mask == 1
+    area = int(drawn.sum())
+    return area / max(int(polyp.sum()), 1), int((drawn & polyp).sum()) / max(area, 1)
+
+
 def hard_frames(runs: list[tuple[str, float]], split: str = "test", progress: bool | None = None) -> dict:
     """The figures above, for ``runs`` (checkpoint, threshold) on ``split``, as a dictionary."""
-    masks, summed, networks, per_frame = [], None, [], []
+    masks, summed, networks, per_frame, extents = [], None, [], [], []
     for path, threshold in runs:
         model, config = load_model(path, "cpu")
         model.eval()
@@ -62,6 +73,7 @@ def hard_frames(runs: list[tuple[str, float]], split: str = "test", progress: bo
                 )
             masks.append(mask.as_subclass(torch.Tensor))
         whole, frames = polyp_scores(logits, masks, threshold)
+        extents.append([extent(decide(frame_logits, threshold), mask) for frame_logits, mask in zip(logits, masks)])
         networks.append(
             {"checkpoint": str(path), "threshold": threshold, "jaccard": whole, "per_image": float(frames.nanmean())}
         )
@@ -79,6 +91,15 @@ def hard_frames(runs: list[tuple[str, float]], split: str = "test", progress: bo
         "networks": networks,
         "below": {cut: (int((scores < cut).all(0).sum()), int((scores < cut).any(0).sum())) for cut in (0.3, 0.5)},
         "hardest": scores.nanmean(0).sort().values[:8].tolist(),
+        "hard": [
+            {
+                "frame": frame,
+                "jaccard": scores[:, frame].tolist(),
+                "area_ratio": [network[frame][0] for network in extents],
+                "on_polyp": [network[frame][1] for network in extents],
+            }
+            for frame in (scores < 0.5).all(0).nonzero().flatten().tolist()
+        ],
         "ensemble": {"threshold": mean_threshold, "jaccard": whole, "per_image": float(frames.nanmean())},
         "best_per_frame": float(scores.max(0).values.nanmean()),
     }
@@ -99,6 +120,12 @@ def main(argv: list[str] | None = None) -> None:
     for cut, (every, some) in report["below"].items():
         print(f"  frames below {cut} in every network: {every}; in at least one: {some}")
     print("  the 8 hardest frames, mean over the networks:", ", ".join(f"{v:.2f}" for v in report["hardest"]))
+    for hard in report["hard"]:
+        drawn = ", ".join(
+            f"J {j:.2f} area x{a:.2f} ({o:.0%} on the polyp)"
+            for j, a, o in zip(hard["jaccard"], hard["area_ratio"], hard["on_polyp"])
+        )
+        print(f"  frame {hard['frame']} (below 0.5 in every network): {drawn}")
     ensemble = report["ensemble"]
     print(
         f"  ensemble (probabilities averaged) at {ensemble['threshold']:.2f}: "

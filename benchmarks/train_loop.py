@@ -12,10 +12,10 @@ and just after the run, in the same process, and the two timings are pooled, so 
 is measured side by side: a machine shared with other work slows both alike. It is also timed between
 the epochs (``--steps-between``, 3 steps before each epoch, left out of the loop's time, the random state
 saved and restored around them), so a machine that gets faster or slower during the run moves both
-figures alike; the bare step's figure is the median of all its timed steps. The first epoch is left
-out (it reads the frames into the cache, starts any worker and warms the allocator); the loop's figure is
-the mean of the other epochs. With the recipe's ``--val-every 2``, 9 epochs validate 5 of the 8 that count
-(the even ones and the last), more than the recipe's one in two, so the figure errs low. Each epoch is
+figures alike; the bare step's figure is the median of all its timed steps. The run has 10 epochs; the
+first is left out (it reads the frames into the cache, starts any worker and warms the allocator), and so is
+the last (it always validates, and draws the final curves); the loop's figure is the mean of epochs 2 to 9.
+With the recipe's ``--val-every 2`` they validate 4 of 8, the recipe's one in two. Each epoch is
 split into where its time went: waiting for batches, training compute (with the weight average),
 validation, and the rest (checkpoints, history, log, curves)::
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps-between", type=int, default=3, help="bare steps timed before each epoch")
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS", help="also profile this many bare steps")
     parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args(RECIPE + ["--epochs", "9"] + (sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(RECIPE + ["--epochs", "10"] + (sys.argv[1:] if argv is None else argv))
     work = tempfile.TemporaryDirectory(prefix="train-loop-")
     args.out = str(Path(work.name) / "run")
     config, _ = config_from_args(args)
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
     after = bare_step.time(args.steps)
     step_s = statistics.median(before + between + after)
     bare = config.batch_size / step_s
-    steady = epochs[1:] or epochs
+    steady = epochs[1:-1] or epochs  # not the first epoch (cache, warm-up) nor the last (always validated)
     loop_s = statistics.mean(e["loop_s"] for e in steady)  # the mean: with --val-every, epochs alternate
     loop = n_train / loop_s
     result = {
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"bare step: {bare:.2f} img/s (median step {step_s:.3f} s; before {statistics.median(before):.3f} s, "
         f"{between_text}after {statistics.median(after):.3f} s)"
     )
-    print(f"whole loop: {loop:.2f} img/s (mean epoch {loop_s:.2f} s over epochs 2..{len(epochs)})")
+    print(f"whole loop: {loop:.2f} img/s (mean epoch {loop_s:.2f} s over epochs 2..{len(epochs) - 1})")
     print(f"loop efficiency: {loop / bare:.2f}x the bare step")
     print(
         "per epoch (s): "

@@ -144,10 +144,13 @@ def build_ema(model: nn.Module, decay: float, every: int = 1) -> AveragedModel:
     With ``decay`` 0.998 the average spans about the last 500 steps.
 
     Each update reads every weight of both networks and writes the average: memory traffic more than
-    arithmetic. With ``every`` K, :func:`train_one_epoch` updates the average after every K-th step only,
-    with the decay ``decay ** K``: the same span of steps, sampled every K-th, for a K-th of the traffic.
+    arithmetic. With ``every`` K, :func:`train_one_epoch` updates the average after every K-th step only
+    (the average keeps K as ``ema.every``), with the decay ``decay ** K``: the same span of steps, sampled
+    every K-th, for a K-th of the traffic.
     """
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay**every), use_buffers=True)
+    average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay**every), use_buffers=True)
+    average.every = every
+    return average
 
 
 def build_optimizer(model: nn.Module, config) -> torch.optim.Optimizer:
@@ -194,14 +197,13 @@ def train_one_epoch(
     channels_last: bool = False,
     loss: str = "ce",
     ema: AveragedModel | None = None,
-    ema_every: int = 1,
     epoch: int = 0,
     progress: bool | None = None,
 ) -> float:
     """Train on every batch of ``loader`` once; return the mean batch loss (averaged over processes).
 
     ``loss`` names the loss (:func:`segmentation_loss`); ``ema`` (:func:`build_ema`) is updated after every
-    ``ema_every``-th step of the epoch (build it with the same ``every``).
+    ``ema.every``-th step of the epoch (every step if it has no ``every``).
 
     Raises :class:`NonFiniteLossError` at the first NaN or infinite loss, before the weights change.
     """
@@ -231,7 +233,7 @@ def train_one_epoch(
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        if ema is not None and (step + 1) % ema_every == 0:
+        if ema is not None and (step + 1) % getattr(ema, "every", 1) == 0:
             ema.update_parameters(model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model)
         loss_sum += batch_loss.detach()
         bar.set_postfix(loss=f"{batch_loss.item():.4f}", refresh=False)

@@ -455,7 +455,6 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
                 channels_last=config.use_channels_last,
                 loss=config.loss,
                 ema=ema,
-                ema_every=config.ema_every,
                 epoch=epoch,
                 progress=progress,
             )

@@ -100,7 +100,7 @@ def test_ema_every_k_steps_samples_the_weights_with_decay_to_the_k():
     copy.load_state_dict(model.state_dict())
     config = TrainConfig(optimizer="sgd", lr=0.5)
     ema = build_ema(model, decay=0.9, every=2)
-    train_one_epoch(model, batches, build_optimizer(model, config), torch.device("cpu"), ema=ema, ema_every=2)
+    train_one_epoch(model, batches, build_optimizer(model, config), torch.device("cpu"), ema=ema)
     # the same five steps one at a time, keeping the weights after steps 2 and 4
     optimizer, kept = build_optimizer(copy, config), {}
     for step, batch in enumerate(batches, start=1):

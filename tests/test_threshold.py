@@ -23,7 +23,7 @@ from fcn_tutorial.threshold import THRESHOLDS, ThresholdSweep, sweep_checkpoint
 from tiny import tiny_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from hard_frames import hard_frames  # noqa: E402
+from hard_frames import extent, hard_frames  # noqa: E402
 from threshold_twofold import twofold  # noqa: E402
 
 
@@ -208,3 +208,13 @@ def test_hard_frames_scores_each_network_as_evaluate_does_and_an_ensemble_of_one
     assert report["frames"] == 4 and report["best_per_frame"] == pytest.approx(report["networks"][0]["per_image"])
     for every, some in report["below"].values():
         assert every == some  # two copies of one network fail on the same frames
+    assert len(report["hard"]) == report["below"][0.5][0]
+    for hard in report["hard"]:
+        assert hard["jaccard"][0] == hard["jaccard"][1] < 0.5 and hard["area_ratio"][0] == hard["area_ratio"][1]
+
+
+def test_extent_says_how_large_and_where_the_polyp_was_drawn():
+    mask = torch.tensor([[0, 1, 1, 255], [0, 1, 1, 0]])
+    assert extent(torch.tensor([[0, 1, 0, 1], [0, 0, 0, 0]]), mask) == (0.25, 1.0)  # inside; void not counted
+    assert extent(torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]), mask) == (7 / 4, 4 / 7)  # around it
+    assert extent(torch.zeros(2, 4, dtype=torch.long), mask) == (0.0, 0.0)  # nothing drawn
