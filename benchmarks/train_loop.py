@@ -2,22 +2,23 @@
 
 A real run (:func:`fcn_tutorial.run.train`: cached frames, augmentation, the DataLoader and its worker,
 the weight average, the validation, checkpoints, history and log) is timed epoch by epoch, from the start
-of one epoch's training to the start of the next, so every second of the loop counts. The bare step is
-the same network, batch, crop size, precision and memory format, trained on random tensors that are
-already in memory: forward, loss, backward, the optimiser's step, nothing else. It is timed just before
-and just after the run, in the same process, and the two timings are pooled, so the ratio
+of one epoch's training to the start of the next (less the bare steps timed in between, below), so every
+second of the loop counts. The bare step is the same network, batch, crop size, precision and memory
+format, trained on random tensors that are already in memory: forward, loss, backward, the optimiser's
+step, nothing else. It is timed in the same process just before the run, between its epochs and just
+after it, and the timings are pooled, so the ratio
 
     loop efficiency = (training images per second of the whole loop) / (images per second of the bare step)
 
-is measured side by side: a machine shared with other work slows both alike. It is also timed between
-the epochs (``--steps-between``, 3 steps before each epoch, left out of the loop's time, the random state
-saved and restored around them), so a machine that gets faster or slower during the run moves both
-figures alike; the bare step's figure is the median of all its timed steps. The run has 10 epochs; the
-first is left out (it reads the frames into the cache, starts any worker and warms the allocator), and so is
-the last (it always validates, and draws the final curves); the loop's figure is the mean of epochs 2 to 9.
-With the recipe's ``--val-every 2`` they validate 4 of 8, the recipe's one in two. Each epoch is
-split into where its time went: waiting for batches, training compute (with the weight average),
-validation, and the rest (checkpoints, history, log, curves)::
+is measured side by side: a machine shared with other work, or one that gets faster or slower during the
+run, moves both figures alike. Between the epochs it runs ``--steps-between`` steps (3) before each one,
+left out of the loop's time, with the run's random state saved and restored around them; the bare step's
+figure is the median of all its timed steps. The run has 10 epochs; the first is left out (it reads the
+frames into the cache, starts any worker and warms the allocator), and so is the last (it always
+validates, and draws the final curves); the loop's figure is the mean of epochs 2 to 9. With the recipe's
+``--val-every 2`` they validate 4 of 8, the recipe's one in two. Each epoch is split into where its time
+went: waiting for batches, training compute (with the weight average), validation, and the rest
+(checkpoints, history, log, curves)::
 
     FCN_TUTORIAL_DATA=../shared/data .venv/bin/python benchmarks/train_loop.py             # the README's CPU recipe
     FCN_TUTORIAL_DATA=../shared/data .venv/bin/python benchmarks/train_loop.py --num-workers 0 --eval-batch-size 1
