@@ -39,13 +39,12 @@ def checkpoint_and_threshold(text: str) -> tuple[str, float]:
     return path, float(threshold)
 
 
-def polyp_scores(logits: list[torch.Tensor], masks: list[torch.Tensor], threshold: float) -> tuple[float, torch.Tensor]:
-    """Whole-split polyp Jaccard and each frame's polyp Jaccard of ``logits`` decided at ``threshold``."""
+def polyp_scores(predicted: list[torch.Tensor], masks: list[torch.Tensor]) -> tuple[float, torch.Tensor]:
+    """Whole-split polyp Jaccard and each frame's polyp Jaccard of the ``predicted`` label maps."""
     whole, per_image = ConfusionMatrix(2, ignore_index=VOID), PerImageJaccard(2, ignore_index=VOID)
-    for frame_logits, mask in zip(logits, masks):
-        predicted = decide(frame_logits, threshold)
-        whole.update(predicted, mask)
-        per_image.update(predicted, mask)
+    for labels, mask in zip(predicted, masks):
+        whole.update(labels, mask)
+        per_image.update(labels, mask)
     return float(whole.compute().jaccard[1]), per_image.values[:, 1]
 
 
@@ -72,8 +71,9 @@ def hard_frames(runs: list[tuple[str, float]], split: str = "test", progress: bo
                     predict_logits(model, [image], size=config.resize, normalize=config.normalize, tta=True)[0]
                 )
             masks.append(mask.as_subclass(torch.Tensor))
-        whole, frames = polyp_scores(logits, masks, threshold)
-        extents.append([extent(decide(frame_logits, threshold), mask) for frame_logits, mask in zip(logits, masks)])
+        predicted = [decide(frame_logits, threshold) for frame_logits in logits]
+        whole, frames = polyp_scores(predicted, masks)
+        extents.append([extent(labels, mask) for labels, mask in zip(predicted, masks)])
         networks.append(
             {"checkpoint": str(path), "threshold": threshold, "jaccard": whole, "per_image": float(frames.nanmean())}
         )
@@ -84,7 +84,7 @@ def hard_frames(runs: list[tuple[str, float]], split: str = "test", progress: bo
     scores = torch.stack(per_frame)  # networks x frames
     mean_threshold = sum(threshold for _, threshold in runs) / len(runs)
     ensemble = [torch.stack([1 - s / len(runs), s / len(runs)]).clamp_min(1e-12).log() for s in summed]
-    whole, frames = polyp_scores(ensemble, masks, mean_threshold)
+    whole, frames = polyp_scores([decide(frame_logits, mean_threshold) for frame_logits in ensemble], masks)
     return {
         "split": split,
         "frames": scores.shape[1],
