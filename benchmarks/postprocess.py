@@ -21,14 +21,18 @@ so it became ``fcn-tutorial threshold`` and a step of the recipe. The other two 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from fcn_tutorial.data import VOID, registry
+from fcn_tutorial.data import registry
 from fcn_tutorial.evaluate import load_model
-from fcn_tutorial.metrics import ConfusionMatrix, PerImageJaccard
 from fcn_tutorial.scoring import predict_logits
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hard_frames import polyp_scores  # noqa: E402  (one scorer for both diagnostics)
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
 
@@ -49,15 +53,15 @@ def polyp_probabilities(model, config, dataset, sizes: list[int]) -> list[tuple[
 
 def polyp_jaccard(frames, threshold: float = 0.5, clean=None) -> tuple[float, float]:
     """Whole-split and per-image polyp Jaccard of ``probability > threshold`` (then ``clean``), void ignored."""
-    whole, per_image = ConfusionMatrix(2, ignore_index=VOID), PerImageJaccard(2, ignore_index=VOID)
+    predicted, masks = [], []
     for probability, mask in frames:
-        predicted = probability > threshold
+        decided = probability > threshold
         if clean is not None:
-            predicted = clean(predicted, probability)
-        labels, truth = torch.from_numpy(np.asarray(predicted, dtype=np.int64)), torch.from_numpy(mask)
-        whole.update(labels, truth)
-        per_image.update(labels, truth)
-    return float(whole.compute().jaccard[1]), float(per_image.mean()[1])
+            decided = clean(decided, probability)
+        predicted.append(torch.from_numpy(np.asarray(decided, dtype=np.int64)))
+        masks.append(torch.from_numpy(mask))
+    whole, per_frame = polyp_scores(predicted, masks)
+    return whole, float(per_frame.nanmean())  # a frame with no polyp drawn or true is left out (NaN)
 
 
 def clean_ups() -> dict:

@@ -24,6 +24,7 @@ from tiny import tiny_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from hard_frames import extent, hard_frames  # noqa: E402
+from postprocess import polyp_jaccard  # noqa: E402
 from threshold_twofold import twofold  # noqa: E402
 
 
@@ -218,3 +219,16 @@ def test_extent_says_how_large_and_where_the_polyp_was_drawn():
     assert extent(torch.tensor([[0, 1, 0, 1], [0, 0, 0, 0]]), mask) == (0.25, 1.0)  # inside; void not counted
     assert extent(torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]), mask) == (7 / 4, 4 / 7)  # around it
     assert extent(torch.zeros(2, 4, dtype=torch.long), mask) == (0.0, 0.0)  # nothing drawn
+
+
+def test_postprocess_scores_thresholded_probabilities_as_the_confusion_matrix_does():
+    logits, masks = random_frames()
+    probabilities = logits.softmax(1)[:, 1]
+    frames = [(p.numpy(), m.numpy()) for p, m in zip(probabilities, masks)]
+    whole, per_image = ConfusionMatrix(2, ignore_index=VOID), PerImageJaccard(2, ignore_index=VOID)
+    for p, m in zip(probabilities, masks):
+        whole.update((p > 0.3).long(), m)
+        per_image.update((p > 0.3).long(), m)
+    assert polyp_jaccard(frames, 0.3) == pytest.approx((float(whole.compute().jaccard[1]), float(per_image.mean()[1])))
+    # a clean-up sees the decision and the probabilities; removing every polyp pixel scores 0 everywhere
+    assert polyp_jaccard(frames, 0.3, clean=lambda decided, probability: decided & False) == (0.0, 0.0)
