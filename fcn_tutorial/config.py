@@ -39,6 +39,7 @@ __all__ = [
     "option",
     "add_config_arguments",
     "config_from_args",
+    "train_command",
     "resumable_options",
     "build_model_for",
 ]
@@ -486,6 +487,66 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
     if recipe is None and given.get("preset") == "original":
         recipe = "original"  # as before the split: --preset original brings the 2017 recipe with it
     return TrainConfig.for_recipe(recipe, **given), False
+
+
+def _word(value) -> str:
+    """``value`` as the command line writes it: ``1e-05``, ``0.5``, ``29.5``; every digit of a float kept."""
+    if isinstance(value, float) and float(f"{value:g}") == value:
+        return f"{value:g}"
+    return str(value)
+
+
+def train_command(
+    config: TrainConfig, *, leave_out: tuple[str, ...] = ("device", "progress"), width: int | None = None
+) -> str:
+    """The ``fcn-tutorial train`` command that gives ``config``: only the options that differ from the defaults.
+
+    The inverse of :func:`config_from_args`, so a command shown to a reader is generated from the values a
+    notebook trains with, never copied by hand. A config with a recipe starts from the recipe's values.
+    ``leave_out`` names fields to omit (by default the device and progress bars, which the machine decides).
+    ``width``: break the command into lines of at most about this many characters, ending in ``\\``.
+
+    >>> train_command(TrainConfig(data="kvasir-seg", model="fcn32s", lr=1e-3, scale=[0.8, 1.2], out="runs/a"))
+    'fcn-tutorial train --data kvasir-seg --out runs/a --model fcn32s --scale 0.8 1.2 --lr 0.001'
+    """
+    base = TrainConfig.for_recipe(config.recipe)
+    words = ["fcn-tutorial", "train"]
+    hints = typing.get_type_hints(TrainConfig)
+    for spec in fields(TrainConfig):
+        value, meta = getattr(config, spec.name), spec.metadata
+        said = spec.name in ("data", "out", "model", "recipe") or value != getattr(
+            base, spec.name
+        )  # what, where, changes
+        if spec.name in leave_out or not meta["cli"] or not said or value is None and spec.name == "recipe":
+            continue
+        kind, _, _ = _kind(hints[spec.name])
+        flag = meta["flag"] or "--" + spec.name.replace("_", "-")
+        if kind is bool:
+            if value is None:
+                raise ValueError(f"{spec.name}=None (automatic) has no command-line option; leave it at its default")
+            if flag.startswith("--no-"):  # --no-channels-last, and --channels-last to switch it on
+                words.append(flag if not value else "--" + flag[5:])
+            elif value:
+                words.append(flag)
+            else:
+                raise ValueError(f"{spec.name}=False has no command-line option ({flag} only switches it on)")
+            continue
+        if value is None:
+            if not meta["zero_means_none"]:
+                raise ValueError(f"{spec.name}=None has no command-line option; leave it at its default")
+            value = 0
+        items = value if isinstance(value, list) else [value]
+        words.append(" ".join([flag, *(_word(item) for item in items)]))
+    if width is None:
+        return " ".join(words)
+    lines = [words[0]]
+    for word in words[1:]:  # an option and its value stay on one line
+        if len(lines[-1]) + 1 + len(word) > width - 2:
+            lines[-1] += " \\"
+            lines.append("    " + word)
+        else:
+            lines[-1] += " " + word
+    return "\n".join(lines)
 
 
 def build_model_for(config: TrainConfig, *, pretrained_backbone: bool | None = None):

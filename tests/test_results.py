@@ -85,3 +85,23 @@ def test_the_readme_table_of_levers_prints_each_runs_own_scores(path):
     readme = REPO.joinpath("README.md").read_text(encoding="utf-8")
     rows = [line.replace("**", "") for line in readme.splitlines() if line.startswith("| ")]
     assert any(all(cell in row for cell in cells) for row in rows), f"no README row reads {cells}"
+
+
+def test_the_readme_gpu_commands_are_the_full_profile():
+    from fcn_tutorial.config import train_command
+    from fcn_tutorial.profiles import VARIANTS, current_profile
+
+    full, coarser, commands = current_profile("full", device="cuda"), None, []
+    for name in VARIANTS:  # as chapter 6 prints them
+        config = full.stage_config(
+            name,
+            data="kvasir-seg",
+            download=coarser is None,
+            out=f"runs/{name}",
+            init_from=f"runs/{coarser}/best.pt" if coarser else None,
+        )
+        commands.append(train_command(config, width=110))
+        coarser = name
+    assert "```bash\n" + "\n".join(commands) + "\n```" in (REPO / "README.md").read_text(encoding="utf-8")
+    chapter = (REPO / "book" / "_src" / "06_training.py").read_text(encoding="utf-8")
+    assert "print(train_command(config, width=110))" in chapter and "download=coarser is None" in chapter

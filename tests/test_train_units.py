@@ -12,11 +12,19 @@ import torch
 from torch import nn
 
 from fcn_tutorial import cli
-from fcn_tutorial.config import RECIPES, TrainConfig, build_model_for, config_from_args, runs_home
+from fcn_tutorial.config import (
+    RECIPES,
+    TrainConfig,
+    build_model_for,
+    config_from_args,
+    runs_home,
+    train_command,
+)
 from fcn_tutorial.distributed import ShardSampler
 from fcn_tutorial.engine import build_optimizer, build_scheduler, segmentation_loss
 from fcn_tutorial.history import plot_history, read_history, write_history
 from fcn_tutorial.precision import precision_plan
+from fcn_tutorial.profiles import current_profile
 from fcn_tutorial.run import epoch_line, epoch_seed
 
 
@@ -148,6 +156,37 @@ def test_cli_options_map_onto_the_config():
     assert config.progress is False and config.hflip == 0.5 and config.lr == 1e-4
     with pytest.raises(ValueError, match="train needs --data"):
         config_from_args(cli.build_parser().parse_args(["train", "--epochs", "3"]))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrainConfig(data="kvasir-seg", out="runs/a"),
+        TrainConfig.for_recipe("original", data="polyps912", out="runs/o", epochs=5, hflip=0.5),
+        TrainConfig(
+            data="d", out="o", crop_size=None, patience=None, channels_last=False, test=False, scale=[0.8, 1.2]
+        ),
+        TrainConfig(data="d", out="o", channels_last=True, class_weights=[1.0, 2.5], lr=0.123456789, time_limit=29.5),
+        *(
+            current_profile(name, device="cpu").stage_config(model, data="kvasir-seg", out=f"runs/{model}")
+            for name in ("quick", "full")
+            for model in ("fcn32s", "fcn16s", "fcn8s")
+        ),
+    ],
+)
+def test_train_command_gives_back_the_config_it_was_made_from(config):
+    command = train_command(config, leave_out=())
+    assert command.startswith("fcn-tutorial train ")
+    args = cli.build_parser().parse_args(command.split()[1:])
+    assert config_from_args(args)[0] == config
+    wrapped = train_command(config, leave_out=(), width=60)
+    assert wrapped.replace(" \\\n    ", " ") == command and all(len(line) <= 60 for line in wrapped.splitlines()[:-1])
+
+
+def test_train_command_refuses_values_the_command_line_cannot_say():
+    # the original recipe switches channels-last off; "automatic" (None) has no option that says it
+    with pytest.raises(ValueError, match="channels_last=None"):
+        train_command(TrainConfig.for_recipe("original", data="d", out="o", channels_last=None))
 
 
 def test_epoch_seeds_differ_per_epoch_and_rank():

@@ -45,17 +45,18 @@
 #   without running anything.
 # * **On Google Colab, with a GPU.** Press the rocket ("launch") button at the top of a page and pick
 #   Colab. Then choose *Runtime > Change runtime type > GPU* (a T4 is enough) and run the cells from
-#   the top. The first cell installs the package from the book's repository; it does nothing when the
-#   package is already installed.
+#   the top. The first cell installs the package (the book's own version, from PyPI, or from the book's
+#   repository when that version is not there); it does nothing when the package is already installed.
 # * **On your own machine.** Clone the repository and run `make book`: it creates a virtual
 #   environment, executes every chapter and builds the site into `_build/html`. `make test` runs the
 #   package's tests and checks the notebooks.
-# * **In a class.** `make student` writes a `student/` copy of the chapters with the exercise
-#   solutions taken out. Each exercise comes with a checker cell that says whether your answer is
-#   right and, if not, gives a hint.
+# * **In a class.** `make assignments` writes the student notebooks (the exercise solutions taken out)
+#   into `_build/assignments/student/`, and the instructors' versions beside them. Every exercise with
+#   an answer to compute comes with a checker cell that says whether your answer is right and, if not,
+#   gives a hint; the open questions (this chapter has only those) are answered in words.
 #
-# The amount of computation is set by a **profile**. `quick` uses few frames, small inputs and
-# short training, so that the whole book runs in a few minutes on an ordinary laptop CPU; `full`
+# The amount of computation is set by a **profile**. `quick` uses small (128-pixel) frames, a narrow
+# network and short training, so that the whole book runs in a few minutes on an ordinary laptop CPU; `full`
 # trains on the whole data set at full size and wants a GPU. The default is `full` when a CUDA GPU is
 # present and `quick` otherwise; set the environment variable `FCN_TUTORIAL_PROFILE=quick` or `full`
 # to choose.

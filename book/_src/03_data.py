@@ -67,9 +67,10 @@ from fcn_tutorial.data import VOID, KvasirSEG, Polyps912, load_polyp_data
 # The frames are BMP files of two sizes (384 x 288 and 574 x 500). `masks2` holds two classes plus a
 # third value for the black border around the endoscope's round view, which is *void*: the package
 # maps it to `VOID = 255` so that the loss and the metrics skip those pixels. `masks3` and `masks4`
-# add more classes; the book uses `masks2`, as the tutorial did. The archive is not on a public web
-# address, so the package cannot fetch it for you without its file id; the class's documentation
-# explains the options:
+# add more classes; the book uses `masks2`, as the tutorial did. The archive is on Google Drive, not on
+# a public web address: `fcn-tutorial data download polyps912` fetches it with the file id that the 2017
+# tutorial's set-up script gives (it needs the `gdown` package). The class's documentation explains the
+# options:
 
 # %%
 print(Polyps912.__doc__)
@@ -171,12 +172,14 @@ print("raw pixels strictly between 10 and 245:", int(((raw > 10) & (raw < 245)).
 # `SegmentationFolder`. Masks may be PNG, TIFF, BMP or JPEG; you say which value is which class with
 # `value_to_class`. Let us pretend that an annotation tool gave us a dozen frames as JPEG files and
 # their masks as PNG files with 0 for background, 255 for polyp and 128 for pixels nobody could
-# decide on. We write such a folder into a temporary directory, from validation frames of our data:
+# decide on: a thin band along each polyp's outline. We write such a folder into a temporary directory,
+# from validation frames of our data:
 
 # %%
 import tempfile
 from pathlib import Path
 
+import torch.nn.functional as F
 from torchvision.transforms.v2.functional import to_pil_image
 
 workspace = Path(tempfile.mkdtemp(prefix="fcn-tutorial-"))
@@ -186,7 +189,10 @@ Path("my-polyps/masks").mkdir(parents=True)
 grey_level = torch.tensor([0, 255])  # of background and polyp
 for index in range(12):
     frame, frame_mask = data.val[index]
-    grey = torch.where(frame_mask == VOID, 128, grey_level[frame_mask.clamp(max=1)])
+    polyp = (frame_mask == 1).float()[None, None]
+    grown, shrunk = F.max_pool2d(polyp, 5, stride=1, padding=2), -F.max_pool2d(-polyp, 5, stride=1, padding=2)
+    undecided = (grown != shrunk)[0, 0] | (frame_mask == VOID)  # a 5-pixel band along the outline
+    grey = torch.where(undecided, 128, grey_level[frame_mask.clamp(max=1)])
     to_pil_image(frame).save(f"my-polyps/images/frame{index:02d}.jpg", quality=95)
     to_pil_image(grey.to(torch.uint8)).save(f"my-polyps/masks/frame{index:02d}.png")
 print(sorted(str(path) for path in Path("my-polyps").rglob("frame00.*")))
@@ -210,20 +216,21 @@ print("first pair: 3-channel image of its mask's size:", frame.shape[0] == 3 and
 # Before training on a folder, check it. In a terminal, `fcn-tutorial data check FOLDER` reads every
 # pair and lists every problem at once (a missing mask, a mask whose size differs from its image, an
 # unreadable file, unexpected values) rather than stopping at the first; on a clean folder it prints
-# statistics instead. Our masks hold 0, 128 and 255, so we tell it that values from 128 up are
-# polyp:
+# statistics instead:
 #
 # ```bash
-# fcn-tutorial data check my-polyps --threshold 128
+# fcn-tutorial data check my-polyps
 # ```
 #
 # The command prints the report of `fcn_tutorial.data.check_folder` and exits with code 1 when there
-# are problems. In the notebook we call the function directly:
+# are problems. It expects 0 and 255 (or, with `--threshold 128`, calls every value from 128 up polyp),
+# so on our folder it would list every mask for its 128s. The function takes the same `value_to_class`
+# as `SegmentationFolder`, so in the notebook we call it directly:
 
 # %%
 from fcn_tutorial.data import check_folder
 
-report = check_folder("my-polyps", threshold=128, progress=False)
+report = check_folder("my-polyps", value_to_class={0: 0, 255: 1, 128: VOID}, progress=False)
 print(report)
 
 # %% [markdown]
@@ -233,7 +240,7 @@ print(report)
 # %%
 Path("my-polyps/masks/frame03.png").unlink()
 Image.new("L", (64, 48)).save("my-polyps/masks/frame07.png")
-report = check_folder("my-polyps", threshold=128, progress=False)
+report = check_folder("my-polyps", value_to_class={0: 0, 255: 1, 128: VOID}, progress=False)
 print(report)
 print("exit code of the command:", 0 if report.ok else 1)
 # %cd -q -
@@ -317,8 +324,8 @@ plt.close(fig)
 # %% [markdown]
 # The red mask moves, turns and scales with the polyp; grey marks the void pixels that the rotation
 # and the zoom brought in from outside the frame; the colour jitter changes the image only. The
-# package's `train_transforms` chains such steps in a sensible order (resize, rotate and scale,
-# crop, flip, colour; `transpose=0.5` adds a swap of rows and columns, which shows a square crop in all
+# package's `train_transforms` chains such steps in a sensible order (resize, rotate, zoom and crop in one
+# step (`RandomZoomCrop`: only the window that the crop keeps is resized), flip, colour; `transpose=0.5` adds a swap of rows and columns, which shows a square crop in all
 # eight orientations). Here we switch on all but the transpose, on small frames so that the pictures are quick
 # to draw (the shorter side resized to 128 pixels, crops of 112):
 

@@ -492,8 +492,9 @@ plt.show()
 # %% [markdown]
 # Dropping the padding of 100 (`compact`) cuts the work on a $224 \times 224$ crop to a third: most of the
 # paper's cost is spent on the padded border. A quarter of the width cuts it by another factor of about 16,
-# because a convolution's cost grows with the product of its input and output channels. That narrow compact
-# network is what the quick profile trains on a CPU in [the training chapter](06_training.ipynb).
+# because a convolution's cost grows with the product of its input and output channels. Narrow compact
+# networks are what a CPU can train: [the training chapter](06_training.ipynb) trains one of an eighth of
+# the width in its quick profile, and one of a quarter of the width for half an hour.
 #
 # ## Explore the architecture
 #

@@ -255,7 +255,7 @@ print(f"all-background predictor: pixel accuracy {lazy_scores.pixel_accuracy:.3f
       f"mean {lazy_scores.mean_jaccard:.3f}")
 
 # %% [markdown]
-# Well above 80% pixel accuracy without finding a single polyp. The polyp Jaccard is exactly zero: no
+# Just above 80% pixel accuracy without finding a single polyp. The polyp Jaccard is exactly zero: no
 # true positives at all. The mean Jaccard lands near 0.41, which is why this number, not accuracy, is the
 # one to beat. Keep this baseline in mind: in [the training chapter](06_training.ipynb) a trained network
 # must be clearly better than it. The frames with the smallest polyps show why such a lazy model can

@@ -147,9 +147,9 @@ for option in ["model", "preset", "width", "pretrained_backbone", "optimizer", "
 #
 # and the run closes with a `FINAL MODEL: err test X, acc test X, jacc test class 0 X, jacc test class 1 X,
 # jacc test X` line: the test scores of the best weights. The 2017 run took about 3.5 hours on an NVIDIA
-# Titan X (12 GB), about 56 seconds per epoch. Its best epoch was epoch 221, with a validation mean Jaccard
+# Titan X (12 GB), about 56 seconds per epoch, and stopped at epoch 221 with a validation mean Jaccard
 # (`jacc val`) of 0.6439; the tutorial does not report the other numbers of that line. Its test scores on
-# CVC-912 {cite}`vazquez2016benchmark`, with the weights of epoch 221:
+# CVC-912 {cite}`vazquez2016benchmark`, with its best weights:
 #
 # | split | pixel accuracy | Jaccard background | Jaccard polyp | mean Jaccard |
 # |---|---|---|---|---|
@@ -197,10 +197,12 @@ for device_type, amp, bf16, machine in cases:
 # ## Training FCN-32s, FCN-16s and FCN-8s
 #
 # Long, Shelhamer and Darrell did not train their three networks independently {cite}`long2015fcn`. They
-# trained FCN-32s first; FCN-16s then *started from the trained FCN-32s*, its one new layer (`score_pool4`)
-# set to zero so that at the start it computes exactly what FCN-32s computed; and FCN-8s started from the
-# trained FCN-16s in the same way, with a new `score_pool3`. Each stage only has to learn what its finer skip
-# adds. We do the same, with `TrainConfig(init_from=...)`, which calls
+# trained FCN-32s first; FCN-16s then *started from the trained FCN-32s*, its new score layer (`score_pool4`)
+# set to zero so that the skip adds nothing at first; and FCN-8s started from the trained FCN-16s in the same
+# way, with a new `score_pool3`. Each stage only has to learn what its finer skip adds. The start is close to
+# the coarser network, not equal to it: the new stage's upsampling layers are new too (FCN-16s upsamples by 2
+# and then 16 where FCN-32s upsampled by 32 at once), and they start as bilinear interpolation, while the
+# coarser network had trained its own. We do the same, with `TrainConfig(init_from=...)`, which calls
 # `fcn_tutorial.models.staged.init_from_coarser`:
 
 # %%
@@ -215,8 +217,9 @@ Code(inspect.getsource(staged.init_from_coarser), language="python")
 # budget. To see that other comparison, train FCN-8s with `init_from=None` for as many epochs as the three
 # stages together.
 #
-# First the data: the chapter trains on the training split and judges on the validation split; the test split
-# stays untouched until the command-line section.
+# First the data: the chapter trains on the training split and judges on the validation split. Nothing is
+# chosen on the test split: as in 2017, each run scores it once at the end, with the weights that validation
+# chose (the `FINAL MODEL` line and `test.json`), and the chapter only looks at validation.
 
 # %%
 data = load_polyp_data()
@@ -257,8 +260,8 @@ for title, config in configs.items():
 # %% [markdown]
 # Each stage trains into its own run folder under `RUNS` (by default `runs/chapter6-<profile>` beside the
 # notebook; set `FCN_TUTORIAL_RUNS` to put runs elsewhere, for example on Google Drive, see below). The cell is
-# safe to re-run: a stage whose run finished (its folder holds `val.json`, written at the very end) is not
-# trained again, and a run that was interrupted (`last.pt` but no `val.json`) resumes where it stopped.
+# safe to re-run: a stage whose run finished (its folder holds `val.json`, written when training has ended and
+# the best epoch is scored) is not trained again, and a run that was interrupted (`last.pt` but no `val.json`) resumes where it stopped.
 
 # %%
 import time
@@ -287,7 +290,9 @@ print("\n".join(log_lines[:3] + ["..."] + log_lines[-3:]))
 #
 # `history.csv` holds one row per epoch. `plot_history` draws the training and validation losses (left) and
 # the validation Jaccard per class (right); here the three stages one after the other, FCN-16s continuing where
-# FCN-32s stopped and FCN-8s where FCN-16s stopped:
+# FCN-32s stopped and FCN-8s where FCN-16s stopped. The two losses are not the same quantity: training
+# minimises cross-entropy + Dice per frame, while validation reports the cross-entropy alone, so compare the
+# shape of each curve, not their heights:
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -295,11 +300,11 @@ offset = 0
 for title, name in VARIANTS.items():
     history = read_history(RUNS / name / "history.csv")
     epochs = [offset + row["epoch"] for row in history]
-    axes[0].plot(epochs, [row["train_loss"] for row in history], label=f"{title} training")
-    axes[0].plot(epochs, [row["val_loss"] for row in history], "--", label=f"{title} validation")
+    axes[0].plot(epochs, [row["train_loss"] for row in history], label=f"{title} training (CE + Dice)")
+    axes[0].plot(epochs, [row["val_loss"] for row in history], "--", label=f"{title} validation (CE)")
     axes[1].plot(epochs, [row["val_jaccard_1"] for row in history], marker="o", markersize=3, label=title)
     offset = epochs[-1]
-axes[0].set(xlabel="epoch (stages one after the other)", ylabel="cross-entropy")
+axes[0].set(xlabel="epoch (stages one after the other)", ylabel="loss")
 axes[1].set(xlabel="epoch (stages one after the other)", ylabel="validation polyp Jaccard", ylim=(0, 1))
 axes[0].legend(fontsize=7, ncol=3)
 axes[1].legend(fontsize=8)
@@ -444,8 +449,10 @@ plt.show()
 # The curve is flat near its top: thresholds a little either side of the best one score almost the same, so
 # the choice is robust rather than lucky. Far from it the score falls: at a low threshold hazy patches of
 # mucosa around the polyp become polyp too, at a high one only the polyp's core survives. The per-image curve
-# need not peak at the same place as the whole-split one: small polyps weigh more per image, and they are the
-# ones a cautious network loses first. The command line does the same for a checkpoint, and `evaluate` and
+# need not peak at the same place as the whole-split one. The whole-split score counts pixels, so it is ruled by
+# the large polyps, and a low threshold that draws them whole pays off there. The per-image mean counts every
+# frame once, and on a frame with a small polyp, or none found, the hazy pixels that a low threshold adds
+# around it cost more than they gain. The command line does the same for a checkpoint, and `evaluate` and
 # `predict` take the chosen value:
 #
 # ```bash
@@ -559,24 +566,35 @@ print(full.estimate)
 #
 # ## The command line
 #
-# Everything above is also available without a notebook. The commands share the run folder:
+# Everything above is also available without a notebook. The full profile's three stages are three
+# `fcn-tutorial train` commands; `fcn_tutorial.config.train_command` writes them from the profile's own values
+# (only the options that differ from the defaults), so they train exactly what the notebook trains on a GPU:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from fcn_tutorial.config import train_command
+
+coarser = None
+for name in VARIANTS.values():
+    config = full.stage_config(name, data="kvasir-seg", download=coarser is None, out=f"runs/{name}",
+                               init_from=f"runs/{coarser}/best.pt" if coarser else None)
+    print(train_command(config, width=110))
+    coarser = name
+
+# %% [markdown]
+# Each stage starts from the previous one's best weights (`--init-from`); `--recipe original` gives the 2017
+# recipe instead. The other commands share the run folder:
 #
 # ```bash
-# # train (on a GPU: the full-size recipe; --recipe original gives the 2017 recipe)
-# fcn-tutorial train --data kvasir-seg --out runs/fcn32s --model fcn32s --preset paper \
-#     --pretrained-backbone --normalize --amp auto
-# # the next stage starts from the previous one's best weights
-# fcn-tutorial train --data kvasir-seg --out runs/fcn16s --model fcn16s --preset paper \
-#     --init-from runs/fcn32s/best.pt --normalize --amp auto
 # # continue an interrupted run exactly where it stopped
-# fcn-tutorial train --resume runs/fcn16s
+# fcn-tutorial train --resume runs/fcn8s
 # # score the best weights on the test split at full size: whole-split and per-image Jaccard
-# fcn-tutorial evaluate runs/fcn16s/best.pt --split test
+# fcn-tutorial evaluate runs/fcn8s/best.pt --split test
 # # choose the decision threshold on the validation split, then use it
-# fcn-tutorial threshold runs/fcn16s/best.pt --split val
-# fcn-tutorial evaluate runs/fcn16s/best.pt --split test --threshold 0.35
+# fcn-tutorial threshold runs/fcn8s/best.pt --split val
+# fcn-tutorial evaluate runs/fcn8s/best.pt --split test --threshold 0.35
 # # write a mask PNG and an overlay PNG for every image in a folder
-# fcn-tutorial predict runs/fcn16s/best.pt my_frames/ --out predictions/
+# fcn-tutorial predict runs/fcn8s/best.pt my_frames/ --out predictions/
 # ```
 #
 # `fcn-tutorial train --help` lists every option of `TrainConfig`. `fcn-tutorial evaluate --json` prints
@@ -669,9 +687,10 @@ assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_model.parameters(), 
 # `normalize=True` matters: the ImageNet weights expect inputs normalised with ImageNet's mean and deviation.
 
 # %% [markdown]
-# 3. **Augmentation.** The original mirrored every crop (`hflip=1.0`), which adds no variety at all. Train with
-#    `hflip=0.5, vflip=0.5, rotation=15` and compare the curves: does the gap between training and validation
-#    loss shrink?
+# 3. **Augmentation.** The original mirrored every crop (`hflip=1.0`), which adds no variety at all. Train
+#    FCN-8s with `loss="ce"` (so that the training and the validation loss are both the cross-entropy) twice:
+#    with `hflip=1.0, vflip=0.0` and with `hflip=0.5, vflip=0.5, rotation=15`, and compare the curves: does the
+#    gap between training and validation loss shrink?
 
 # %% [markdown] nbgrader={"grade_id": "augmentation", "solution": true, "grade": true, "points": 1}
 # *Model answer.* Yes: the training loss falls more slowly (each epoch shows new variants of the frames) and
