@@ -17,6 +17,7 @@ import errno
 import os
 import pickle
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,14 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; refuse files that hold anything but data."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: give a checkpoint file in it, such as {path / 'best.pt'}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint {path} is empty (0 bytes): an interrupted copy or download?")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
+        raise ValueError(f"{path} is not a PyTorch checkpoint: torch.save writes zip archives, and this is not one")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -62,8 +69,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"checkpoint {path} holds something other than tensors and plain values (refused by "
             f"torch.load(weights_only=True): {first_line}); only load checkpoints you trust"
         ) from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ValueError(f"checkpoint {path} is not a readable torch checkpoint ({error})") from None
+    except Exception as error:  # noqa: BLE001 - whatever the reader trips on, the file is the problem
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"checkpoint {path} is not a readable torch checkpoint ({reason})") from None
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, expected a dictionary")
     return state

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fcn-tutorial",
         description="Train, evaluate and apply Fully Convolutional Networks for polyp segmentation.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)

@@ -315,6 +315,9 @@ class TrainConfig:
             raise ValueError(
                 f"--class-weights needs one weight per class ({self.n_classes}), got {len(self.class_weights)}"
             )
+        if self.scale is not None and self.scale[0] > self.scale[1]:
+            low, high = self.scale
+            raise ValueError(f"--scale MIN MAX needs MIN <= MAX, got {low:g} {high:g} (did you mean {high:g} {low:g}?)")
 
     @property
     def use_channels_last(self) -> bool:
@@ -432,7 +435,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if meta["low"] is not None or meta["high"] is not None:
             opening = "(" if meta["low_open"] else "["
             high = _num(meta["high"]) if meta["high"] is not None else "inf"
-            help_text += f" {opening}{_num(meta['low'])} .. {high}]"
+            outside = meta["low"] is not None and (meta["low"] > 0 or meta["low_open"])  # 0 is not in the range
+            zero = "0 or " if meta["zero_means_none"] and outside else ""  # e.g. --patience 0: never stop early
+            help_text += f" {zero}{opening}{_num(meta['low'])} .. {high}]"
         if meta["show_default"] and default not in (None, MISSING) and not isinstance(default, bool):
             help_text += f" (default: {default})"
         parser.add_argument(

@@ -180,6 +180,8 @@ def evaluate_checkpoint(
         dataset = all_pairs(data, config.n_classes)
     else:
         dataset = registry.get_dataset(data, split, n_classes=config.n_classes)
+    if len(dataset) == 0:
+        raise ValueError(f"the {split} split of {data} holds no frames: nothing to score")
     size = _input_size(resize, config)
     amp_dtype, _ = precision_plan(target_device.type, amp)
     if channels_last:

@@ -294,6 +294,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> list[dict]:
         if lock is not None:
             lock.acquire()
         return _train(config, ctx, resume)
+    except KeyboardInterrupt:  # Ctrl-C, or Colab's stop button: say where the run stands and how to go on
+        out = Path(config.out)
+        if ctx.is_main and (out / "config.json").exists():
+            saved = "last.pt holds the last finished epoch" if (out / "last.pt").exists() else "no epoch had finished"
+            RunLog(out / "train.log")(f"interrupted; {saved}: continue with  fcn-tutorial train --resume {out}")
+        raise
     finally:
         if lock is not None:
             lock.release()
@@ -308,6 +314,9 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     device = ctx.device
     last_path, best_path = out / "last.pt", out / "best.pt"
     checkpoint = None
+    if resume and not last_path.exists() and (out / "config.json").exists():
+        resume = False  # stopped before its first checkpoint: nothing to continue, so it starts again
+        RunLog(out / "train.log")(f"{last_path} does not exist (no epoch had finished): starting {out} again")
     if resume:
         checkpoint = load_checkpoint(last_path)
     elif last_path.exists():
@@ -391,7 +400,8 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
         n_params = sum(p.numel() for p in raw_model.parameters())
         log(
             f"training {config.model} ({config.preset}, width {config.width}, {n_params:,} parameters) on "
-            f"{config.data}: {len(datasets['train'])} training / {len(datasets['val'])} validation images, {device}"
+            f"{config.data}: {len(datasets['train'])} training / {len(datasets['val'])} validation images, {device}; "
+            f"run folder {out}"
         )
     if val_size:
         when = "every epoch" if config.val_every == 1 else f"every {config.val_every} epochs and at the last"
@@ -620,6 +630,9 @@ def _score_best_epoch(
     model = model.to(memory_format=torch.contiguous_format)  # as evaluate's freshly built model, to the last bit
     model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])  # what validation chose
     splits = ["val"] + (["test"] if config.test and "test" in datasets else [])
+    if "test" in splits and len(datasets["test"]) == 0:
+        splits.remove("test")
+        log(f"the test split of {config.data} holds no frames: no test scores (test.json)")
     for split in splits:
         dataset = datasets["val_full" if split == "val" else split]
         scores = score_dataset(

@@ -204,6 +204,8 @@ def checkpoint_sweep(
     check_threshold(0.5, config.n_classes)
     data = data or config.data
     dataset = registry.get_dataset(data, split, n_classes=config.n_classes)
+    if len(dataset) == 0:
+        raise ValueError(f"the {split} split of {data} holds no frames: no threshold to choose")
     sweep = sweep_dataset(
         model,
         dataset,

@@ -563,6 +563,7 @@ def test_a_config_json_that_is_not_utf8_is_one_line(finished, tmp_path, capsys):
         (["--lr", "inf"], r"--lr must be >= 0, got inf"),
         (["--lr", "nan"], r"--lr must be >= 0, got nan"),
         (["--class-weights", "1", "2", "3"], r"one weight per class \(2\), got 3"),
+        (["--scale", "1.5", "0.5"], r"--scale MIN MAX needs MIN <= MAX, got 1.5 0.5 \(did you mean 0.5 1.5\?\)"),
         (["--batch-size", "0"], r"--batch-size must be in \[1, 4096\]"),
     ],
 )
@@ -598,6 +599,34 @@ def test_an_empty_validation_split_is_an_error(tmp_path, capsys):
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+def test_an_empty_test_split_is_said_not_scored(data, tmp_path, monkeypatch, capsys):
+    from torch.utils.data import Subset
+
+    from fcn_tutorial.data import registry
+
+    real_build, real_get = run.build_datasets, registry.get_dataset
+
+    def no_test_frames(config, ctx=None):  # e.g. a small folder whose hash split left the test split empty
+        datasets = real_build(config, ctx)
+        return {**datasets, "test": Subset(datasets["test"], [])}
+
+    def get_dataset(name, split, **options):
+        dataset = real_get(name, split, **options)
+        return Subset(dataset, []) if split == "test" else dataset
+
+    monkeypatch.setattr(run, "build_datasets", no_test_frames)
+    out = tmp_path / "run"
+    run.train(tiny(data, out, epochs=1, test=True))
+    assert "holds no frames: no test scores" in (out / "train.log").read_text()
+    assert (out / "val.json").exists() and not (out / "test.json").exists()
+    monkeypatch.setattr(registry, "get_dataset", get_dataset)
+    capsys.readouterr()
+    for command in ("evaluate", "threshold"):
+        assert cli.main([command, str(out / "best.pt"), "--split", "test", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"the test split of {data} holds no frames" in err and "Traceback" not in err, err
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -616,3 +645,36 @@ def test_a_hostile_config_in_a_checkpoint_is_refused(change, message, finished, 
         load_model(tmp_path / "hostile.pt", "cpu")
     assert cli.main(["evaluate", str(tmp_path / "hostile.pt"), "--no-progress"]) == 2
     assert "holds an invalid config" in capsys.readouterr().err
+
+
+def test_ctrl_c_says_how_to_continue_and_a_run_stopped_before_its_first_checkpoint_resumes(data, tmp_path, monkeypatch):
+    out, real = tmp_path / "run", engine.train_one_epoch
+    calls = []
+
+    def interrupted_in_epoch(epoch_to_stop):
+        def train_one_epoch(*args, **kwargs):
+            calls.append(kwargs["epoch"])
+            if kwargs["epoch"] == epoch_to_stop:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        return train_one_epoch
+
+    monkeypatch.setattr(engine, "train_one_epoch", interrupted_in_epoch(1))  # in the first epoch: no last.pt
+    with pytest.raises(KeyboardInterrupt):
+        run.train(tiny(data, out, epochs=3))
+    log = (out / "train.log").read_text()
+    assert f"no epoch had finished: continue with  fcn-tutorial train --resume {out}" in log
+    assert not (out / "last.pt").exists()
+
+    monkeypatch.setattr(engine, "train_one_epoch", interrupted_in_epoch(2))  # resumed: starts again, then stops
+    with pytest.raises(KeyboardInterrupt):
+        run.train(tiny(data, out, epochs=3), resume=True)
+    log = (out / "train.log").read_text()
+    assert "does not exist (no epoch had finished): starting" in log
+    assert f"last.pt holds the last finished epoch: continue with  fcn-tutorial train --resume {out}" in log
+
+    monkeypatch.setattr(engine, "train_one_epoch", real)
+    history = run.train(tiny(data, out, epochs=3), resume=True)
+    assert [row["epoch"] for row in history] == [1, 2, 3] and calls == [1, 1, 2]
+    assert "run folder" in log
