@@ -63,6 +63,7 @@ __all__ = [
     "predict",
     "predict_files",
     "read_image",
+    "UnreadableImages",
     "find_images",
     "NOT_FRAMES",
     "output_names",
@@ -219,6 +220,8 @@ def predict_files(
     downscaled for it, and ``log`` (default: ``warnings.warn``) says so. ``amp`` (see
     :func:`fcn_tutorial.precision.precision_plan`), ``channels_last``, ``tta`` (flip averaging) and ``threshold``
     (polyp above this probability instead of the argmax) are passed to :func:`fcn_tutorial.scoring.predict`.
+    An image that cannot be read (truncated, not an image) is skipped, ``log`` says so, and once every other
+    image is written :class:`UnreadableImages` names the skipped ones.
     """
     target_device = resolve_device(device)
     amp_dtype, _ = precision_plan(target_device.type, amp)
@@ -257,9 +260,14 @@ def predict_files(
                 raise ValueError(f"{target} is one of the input images or a mask beside them; choose another --out")
         planned.append((path, pair))
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, unreadable = [], []
     for path, (mask_path, overlay_path) in progress_bar(planned, progress=progress, desc="predicting", unit="image"):
-        image = read_image(path)
+        try:
+            image = read_image(path)
+        except (ValueError, OSError) as error:  # a truncated or broken frame: the others still get their masks
+            unreadable.append(str(error))
+            log(f"skipped: {error}")
+            continue
         height, width = image.shape[-2:]
         frame_size, lowered = network_input_size(height, width, run_size, max_pixels)
         if lowered:
@@ -281,7 +289,21 @@ def predict_files(
         _save_png(mask_to_png(mask, n_classes), mask_path)
         _save_png(overlay_png(image, mask), overlay_path)
         written.append((mask_path, overlay_path))
+    if unreadable:
+        raise UnreadableImages(written, unreadable, out)
     return written
+
+
+class UnreadableImages(ValueError):
+    """Some images could not be read; every other one was written (``written``, as :func:`predict_files` returns)."""
+
+    def __init__(self, written: list[tuple[Path, Path]], problems: list[str], out: Path):
+        self.written, self.problems = written, problems
+        more = f" and {len(problems) - 1} more (listed above)" if len(problems) > 1 else ""
+        super().__init__(
+            f"{len(problems)} image(s) could not be read and have no mask: {problems[0]}{more}; the other "
+            f"{len(written)} were written to {out}"
+        )
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -343,6 +343,22 @@ def test_a_second_predict_needs_overwrite(finished, frames, tmp_path, capsys):
     assert cli.main([*arguments, "--overwrite"]) == 0
 
 
+def test_an_unreadable_frame_is_skipped_and_named_and_the_others_are_written(finished, frames, tmp_path, capsys):
+    whole = (frames / "a.jpg").read_bytes()
+    (frames / "a.jpg").write_bytes(whole[: len(whole) // 2])  # truncated
+    (frames / "b.jpg").write_text("not a picture")
+    out = tmp_path / "o"
+    arguments = ["predict", str(Path(finished.out) / "best.pt"), str(frames), "--out", str(out), "--no-progress"]
+    assert cli.main(arguments) == 2
+    err = capsys.readouterr().err
+    assert err.count("skipped: ") == 2 and "Traceback" not in err, err
+    assert "2 image(s) could not be read and have no mask" in err and f"the other 2 were written to {out}" in err
+    assert sorted(path.name for path in out.iterdir() if path.name.endswith("_mask.png")) == [
+        "x.jpg_mask.png",
+        "x.png_mask.png",
+    ]
+
+
 def test_a_huge_frame_is_downscaled_for_the_network_with_a_message(finished, frames, tmp_path, monkeypatch, capsys):
     assert predict.network_input_size(10_000, 10_000, None, 4_000_000) == (2000, True)
     assert predict.network_input_size(10_000, 20_000, 512, 4_000_000) == (512, False)
