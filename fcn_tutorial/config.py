@@ -137,7 +137,9 @@ class TrainConfig:
     """Every option of a training run. The defaults are the 2017 tutorial's recipe (see ``RECIPES``)."""
 
     # what to train on and where to write
-    data: str = option("synthetic", "a folder in any supported layout, or kvasir-seg | polyps912 | synthetic")
+    data: str = option(
+        "synthetic", "a folder in any supported layout, or kvasir-seg | polyps912 | synthetic", show_default=False
+    )
     out: str = option(
         "runs/fcn8s",
         "the run folder (config.json, history.csv, best.pt, last.pt, train.log, curves.png, val.json, test.json); "
@@ -485,6 +487,11 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
         return config, True
     if "data" not in given:
         raise ValueError("train needs --data (or --resume RUN_DIR)")
+    from .data.registry import NAMES
+
+    folder = Path(given["data"]).expanduser()
+    if given["data"] not in NAMES and folder.is_dir():
+        given["data"] = str(folder.resolve())  # so that the run's config.json works from any working folder
     if "out" not in given:
         model = given.get("model", TrainConfig.model)
         given["out"] = str(runs_home() / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -332,3 +332,14 @@ def test_runs_go_to_fcn_tutorial_runs_unless_out_is_given(tmp_path, monkeypatch)
     assert config.out == "mine"  # --out as given, relative to the working folder
     monkeypatch.delenv("FCN_TUTORIAL_RUNS")
     assert runs_home() == Path("runs")
+
+
+def test_a_data_folder_is_stored_as_an_absolute_path_and_a_name_as_it_is(tmp_path, monkeypatch):
+    (tmp_path / "my-polyps").mkdir()
+    (tmp_path / "kvasir-seg").mkdir()  # a folder named like a data set: the name wins, as get_dataset reads it
+    monkeypatch.chdir(tmp_path)
+    parse = cli.build_parser().parse_args
+    config, _ = config_from_args(parse(["train", "--data", "my-polyps", "--out", "runs/a"]))
+    assert config.data == str(tmp_path.resolve() / "my-polyps")
+    config, _ = config_from_args(parse(["train", "--data", "kvasir-seg", "--out", "runs/a"]))
+    assert config.data == "kvasir-seg"
