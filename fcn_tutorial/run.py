@@ -635,20 +635,28 @@ def _score_best_epoch(
         log(f"the test split of {config.data} holds no frames: no test scores (test.json)")
     for split in splits:
         dataset = datasets["val_full" if split == "val" else split]
-        scores = score_dataset(
-            model,
-            dataset,
-            config.n_classes,
-            ctx.device,
-            input_size=config.resize,
-            normalize=config.normalize,
-            batch_size=config.eval_batch_size or default_eval_batch_size(ctx.device),
-            num_workers=config.num_workers if config.num_workers is not None else default_num_workers(ctx.device),
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-            progress=progress,
-            desc=f"{split} at full size",
-        )
+        try:
+            scores = score_dataset(
+                model,
+                dataset,
+                config.n_classes,
+                ctx.device,
+                input_size=config.resize,
+                normalize=config.normalize,
+                batch_size=config.eval_batch_size or default_eval_batch_size(ctx.device),
+                num_workers=config.num_workers if config.num_workers is not None else default_num_workers(ctx.device),
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+                progress=progress,
+                desc=f"{split} at full size",
+            )
+        except (ValueError, OSError) as error:  # e.g. a truncated test frame, read for the first time here
+            message = (
+                f"scoring the {split} split at full size stopped: {error}; the training is saved ({best_path}): "
+                f"fix the file, then score it with  fcn-tutorial evaluate {best_path} --split {split}"
+            )
+            log.to_file(message)
+            raise ValueError(message) from None
         report = checkpoint_report(best_path, config.data, split, len(dataset), config.resize, scores)
         if split == "val":
             classes = ", ".join(f"class {c} {j:f}" for c, j in enumerate(scores["jaccard"]))

@@ -615,6 +615,20 @@ def test_an_empty_validation_split_is_an_error(tmp_path, capsys):
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+def test_a_broken_test_frame_found_at_the_end_keeps_the_training_and_says_how_to_score(tmp_path, capsys):
+    root = make_synthetic_polyps(tmp_path / "data", n_train=4, n_valid=2, n_test=2, size=(40, 48), progress=False)
+    broken = sorted((root / "test" / "images").iterdir())[0]
+    broken.write_bytes(broken.read_bytes()[:100])  # truncated: read for the first time by the final test scoring
+    out = tmp_path / "run"
+    with_test = [arg for arg in TINY if arg != "--no-test"]
+    assert cli.main(["train", "--data", str(root), "--out", str(out), *with_test, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "scoring the test split at full size stopped" in err and broken.name in err and "Traceback" not in err
+    assert f"fcn-tutorial evaluate {out / 'best.pt'} --split test" in err
+    assert (out / "best.pt").exists() and (out / "val.json").exists() and not (out / "test.json").exists()
+    assert "scoring the test split at full size stopped" in (out / "train.log").read_text()
+
+
 def test_an_empty_test_split_is_said_not_scored(data, tmp_path, monkeypatch, capsys):
     from torch.utils.data import Subset
 
