@@ -244,3 +244,62 @@ def test_a_file_removed_after_construction(tmp_path):
     (root / "masks" / "b.png").unlink()
     with pytest.raises(FileNotFoundError, match=f"mask {root / 'masks' / 'b.png'} does not exist"):
         dataset[1]
+
+
+def undecided_folder(root: Path, n: int = 12) -> Path:
+    """``n`` pairs whose masks hold 0 (background), 255 (polyp) and 128 (a band nobody could decide on)."""
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+    for index in range(n):
+        mask = np.zeros((24, 32), np.uint8)
+        mask[6:18, 8 + index % 8 : 20 + index % 8] = 255
+        mask[5, :] = 128
+        Image.fromarray(np.full((24, 32, 3), 90 + index, np.uint8)).save(root / "images" / f"f{index:02d}.png")
+        Image.fromarray(mask).save(root / "masks" / f"f{index:02d}.png")
+    return root
+
+
+def test_a_folder_says_what_its_mask_values_mean_in_mask_values_json(tmp_path):
+    import json
+
+    from fcn_tutorial import cli
+    from fcn_tutorial.data import check_folder, get_dataset
+
+    root = undecided_folder(tmp_path / "mine", n=40)  # enough for every split of the hash split
+    with pytest.raises(ValueError, match=r"values \[128\] outside the mapping .* say so in a mask_values.json"):
+        SegmentationFolder(root)[0]
+    (root / "mask_values.json").write_text(json.dumps({"values": {"0": 0, "128": "void", "255": 1}}))
+    assert SegmentationFolder(root)[0][1].unique().tolist() == [0, 1, VOID]
+    assert check_folder(root, progress=False).ok
+    assert get_dataset(str(root), "train")[0][1].unique().tolist() == [0, 1, VOID]
+    # a split-folders layout: one file at the top serves every split
+    split_root = tmp_path / "split"
+    undecided_folder(split_root / "train")
+    (split_root / "mask_values.json").write_text(json.dumps({"threshold": 200}))  # 128 -> background
+    assert get_dataset(str(split_root), "train")[0][1].unique().tolist() == [0, 1]
+    # every command that reads the folder follows it: train, then evaluate
+    out = tmp_path / "run"
+    arguments = ["--model", "fcn8s", "--preset", "compact", "--width", "0.0625", "--crop-size", "16", "--epochs", "1"]
+    assert cli.main(["train", "--data", str(root), "--out", str(out), *arguments, "--no-progress", "--no-test"]) == 0
+    assert cli.main(["evaluate", str(out / "best.pt"), "--split", "val", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "is not readable JSON"),
+        ('{"values": {"0": 0, "255": "polyp"}}', r'"values" maps raw mask values 0..255 to a class'),
+        ('{"values": {"300": 1}}', r'"values" maps raw mask values'),
+        ('{"threshold": 0}', "the threshold must be a whole number 1..255"),
+        ('{"classes": 2}', "must hold one of"),
+    ],
+)
+def test_a_wrong_mask_values_json_is_an_error_naming_it(tmp_path, text, message):
+    from fcn_tutorial.data import check_folder
+
+    root = undecided_folder(tmp_path / "mine", n=2)
+    (root / "mask_values.json").write_text(text)
+    with pytest.raises(ValueError, match=message) as error:
+        SegmentationFolder(root)
+    assert "mask_values.json" in str(error.value)
+    assert [str(error.value)] == check_folder(root, progress=False).problems  # data check says the same

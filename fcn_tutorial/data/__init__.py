@@ -11,11 +11,13 @@ Every data set returns ``(image, mask)``: a ``float32`` ``3 x H x W`` image in `
 from .check import FolderReport, check_folder
 from .datasets import (
     IMAGE_SUFFIXES,
+    MASK_VALUES_FILE,
     VOID,
     KvasirSEG,
     Polyps912,
     SegmentationFolder,
     SegmentationPairs,
+    declared_mask_values,
     find_pairs,
     hash_split,
     read_image,
@@ -34,6 +36,8 @@ __all__ = [
     "Polyps912",
     "KvasirSEG",
     "SegmentationFolder",
+    "MASK_VALUES_FILE",
+    "declared_mask_values",
     "find_pairs",
     "hash_split",
     "read_image",

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .datasets import _JPEG_SUFFIXES, VOID, find_pairs, mask_lookup, read_image, read_mask
+from .datasets import _JPEG_SUFFIXES, VOID, declared_mask_values, find_pairs, mask_lookup, read_image, read_mask
 from .decode import display_path, max_pixels
 from .registry import detect_layout
 
@@ -83,7 +83,8 @@ def check_folder(
     """Check every pair of the data folder ``path`` and return a :class:`FolderReport`.
 
     Masks are decoded as the data sets do: CVC-912's ``masks2`` with 0, 1 and 2 (void); other
-    folders with ``value_to_class`` (default 0 -> 0, 255 -> 1) or ``threshold`` (JPEG masks: 128).
+    folders with ``value_to_class`` (default 0 -> 0, 255 -> 1) or ``threshold`` (JPEG masks: 128), else
+    with what the folder's ``mask_values.json`` declares (:func:`~fcn_tutorial.data.declared_mask_values`).
     """
     path = Path(path)
     max_pixels()  # a bad $FCN_TUTORIAL_MAX_PIXELS is one error, not one problem per file
@@ -98,6 +99,13 @@ def check_folder(
             f"train/masks/, or CVC-912's train/images/ + train/masks2/"
         )
         return report
+    if layout != "cvc912" and value_to_class is None and threshold is None:
+        try:  # what the folder's mask_values.json declares, as SegmentationFolder reads it
+            declared = declared_mask_values(path)
+        except ValueError as error:
+            report.problems.append(str(error))
+            return report
+        value_to_class, threshold = declared.get("value_to_class"), declared.get("threshold")
     for group, images_dir, masks_dir in _groups(path, layout, n_classes):
         pairs, problems = find_pairs(images_dir, masks_dir)
         report.problems += problems

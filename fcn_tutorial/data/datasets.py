@@ -43,6 +43,8 @@ __all__ = [
     "Polyps912",
     "KvasirSEG",
     "SegmentationFolder",
+    "MASK_VALUES_FILE",
+    "declared_mask_values",
     "find_pairs",
     "hash_split",
     "read_image",
@@ -84,6 +86,49 @@ def read_raw_mask(path: str | os.PathLike) -> np.ndarray:
     See :func:`fcn_tutorial.data.decode.load_labels`: a colour mask is an error, not a grey one.
     """
     return load_labels(path)
+
+
+MASK_VALUES_FILE = "mask_values.json"
+
+
+def declared_mask_values(folder: str | os.PathLike) -> dict:
+    """What ``folder/mask_values.json`` says about its masks, as keyword arguments of :func:`mask_lookup`.
+
+    A data folder whose masks are not 0 (background) and 255 (polyp) says so in that file, and every
+    command that reads the folder follows it: ``{"values": {"0": 0, "128": "void", "255": 1}}`` maps each raw
+    value to a class or to void, ``{"threshold": 128}`` calls every value from 128 up class 1. No file: ``{}``.
+    """
+    path = Path(folder) / MASK_VALUES_FILE
+    if not path.is_file():
+        return {}
+    import json
+
+    try:
+        declared = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{display_path(path)} is not readable JSON ({error})") from None
+    example = '{"values": {"0": 0, "128": "void", "255": 1}} or {"threshold": 128}'
+    if not isinstance(declared, dict) or len(declared) != 1 or not {"values", "threshold"} & declared.keys():
+        raise ValueError(f"{display_path(path)} must hold one of {example}, not {declared!r}")
+    if "threshold" in declared:
+        threshold = declared["threshold"]
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 < threshold <= 255:
+            raise ValueError(f"{display_path(path)}: the threshold must be a whole number 1..255, not {threshold!r}")
+        return {"threshold": threshold}
+    values = declared["values"]
+    mapping = {}
+    for raw, label in values.items() if isinstance(values, dict) else [(None, None)]:
+        if raw is None or not str(raw).isdigit() or int(raw) > 255 or not (label == "void" or _is_class(label)):
+            raise ValueError(
+                f'{display_path(path)}: "values" maps raw mask values 0..255 to a class (0, 1, ...) or "void", '
+                f"e.g. {example}; got {values!r}"
+            )
+        mapping[int(raw)] = VOID if label == "void" else label
+    return {"value_to_class": mapping}
+
+
+def _is_class(label) -> bool:
+    return isinstance(label, int) and not isinstance(label, bool) and 0 <= label < VOID
 
 
 def mask_lookup(value_to_class: Mapping[int, int] | None = None, threshold: int | None = None) -> torch.Tensor:
@@ -134,7 +179,8 @@ def read_mask(
         expected = (lookup >= 0).nonzero().flatten()
         raise ValueError(
             f"mask {display_path(path)} has values {_short_list(unexpected.tolist())} outside the "
-            f"mapping (expected {_short_list(expected.tolist())})"
+            f"mapping (expected {_short_list(expected.tolist())}); if they mean a class or void, say so in a "
+            f'{MASK_VALUES_FILE} beside images/, e.g. {{"values": {{"0": 0, "128": "void", "255": 1}}}}'
         )
     return tv_tensors.Mask(mask)
 
@@ -285,9 +331,10 @@ class SegmentationFolder(SegmentationPairs):
     PNG, TIFF, BMP or JPEG files. ``value_to_class`` maps raw mask values to classes or to
     :data:`VOID` (default ``{0: 0, 255: 1}``). ``threshold``: raw values ``>= threshold`` are class 1,
     the others 0; JPEG masks get ``threshold=128`` when neither is given, since JPEG compression
-    turns 0 and 255 into nearby values. ``split`` (``"train"``, ``"val"``, ``"test"``) keeps the
-    names that :func:`hash_split` assigns to it. Files named ``x.jpg`` and ``x.png`` in one folder
-    are an error, as are an image without a mask and a mask without an image.
+    turns 0 and 255 into nearby values. Given neither, a ``mask_values.json`` beside ``images/`` (or one
+    folder up, above split folders) decides (:func:`declared_mask_values`). ``split`` (``"train"``,
+    ``"val"``, ``"test"``) keeps the names that :func:`hash_split` assigns to it. Files named ``x.jpg``
+    and ``x.png`` in one folder are an error, as are an image without a mask and a mask without an image.
     """
 
     def __init__(
@@ -312,6 +359,12 @@ class SegmentationFolder(SegmentationPairs):
         if split is not None:
             split = canonical_split(split)
             pairs = [pair for pair in pairs if hash_split(pair[0]) == split]
+        if threshold is None and value_to_class is None:  # the folder may say what its mask values mean
+            for folder in (images_dir.parent, images_dir.parent.parent):  # images-masks, or split folders
+                declared = declared_mask_values(folder)
+                if declared:
+                    value_to_class, threshold = declared.get("value_to_class"), declared.get("threshold")
+                    break
         if (
             threshold is None
             and value_to_class is None
