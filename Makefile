@@ -87,8 +87,10 @@ assignments: install
 student: assignments
 
 # Grade a folder of submitted notebooks: make grade CHAPTER=05 SUBMISSIONS=path/to/folder [OUT=grades.csv]
+# [GRADE_FLAGS="--overwrite --timeout 900 --cell-timeout 600"] (the options of scripts/grade.py)
 grade: install
-	$(PY) scripts/grade.py $(CHAPTER) $(SUBMISSIONS) --out $(or $(OUT),grades-$(CHAPTER).csv)
+	@test -n "$(CHAPTER)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade CHAPTER=05 SUBMISSIONS=folder/ [OUT=grades.csv] [GRADE_FLAGS=...]" >&2; exit 2; }
+	$(PY) scripts/grade.py $(CHAPTER) $(SUBMISSIONS) --out $(or $(OUT),grades-$(CHAPTER).csv) $(GRADE_FLAGS)
 
 # --- the distribution ------------------------------------------------------------------------------
 # The sdist and the wheel of fcn-tutorial in dist/ (version: fcn_tutorial/__init__.py), checked for PyPI.

@@ -12,7 +12,7 @@ Usage::
 
     python scripts/assignments.py                    # every chapter in _toc.yml, into _build/assignments
     python scripts/assignments.py --out elsewhere 05
-    python scripts/assignments.py --student-only     # what `make student` does
+    python scripts/assignments.py --student-only     # only the student notebooks
 
 The student copies are the committed ``book/*.ipynb``: run ``make notebooks`` first if a source changed
 (this script refuses notebooks that disagree with their source).

@@ -7,11 +7,17 @@ Each submission is graded as nbgrader's ``autograde`` would, without Docker, a d
 2. the notebook runs top to bottom in a fresh kernel and a fresh working folder, with a time limit;
 3. a test cell that runs without an error earns its points.
 
-A submission that is not a notebook, has lost or reordered answer cells, fails, or runs out of time gets
-zero for the questions concerned and the reason in the ``problems`` column; the other questions and the
-other students are graded as usual. The CSV is rewritten after every student, so an interruption keeps
-the rows already graded. Submitted code runs with your permissions: grade in a container or an account
-of its own if you do not trust the submissions.
+Answer cells are found by their nbgrader id wherever the student moved them; cells a student added are
+not run (helpers belong inside the answer cell). A submission that is not a notebook, has lost an answer
+cell, fails, or runs out of time gets zero for the questions concerned and the reason in the ``problems``
+column; the other questions and the other students are graded as usual. The CSV is rewritten after every
+student, so an interruption keeps the rows already graded. Submitted code runs with your permissions:
+grade in a container or an account of its own if you do not trust the submissions.
+
+Before the students, the answer key (the instructors' notebook itself) is graded once, as a check that it
+earns every point on this machine. Its training runs (chapter 6) go into a folder beside the CSV
+(``<csv name>-runs/``, ``$FCN_TUTORIAL_RUNS``), where every student's notebook finds them finished instead of
+training them again.
 
 Usage::
 
@@ -28,6 +34,8 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,21 +76,6 @@ def _error_of(cell) -> str | None:
     return None
 
 
-def _grade_ids(notebook) -> list[str]:
-    return [
-        cell.metadata["nbgrader"]["grade_id"]
-        for cell in notebook.cells
-        if "grade_id" in cell.get("metadata", {}).get("nbgrader", {})
-    ]
-
-
-def _moved(master_ids: list[str], student_ids: list[str]) -> set[str]:
-    """The grade ids that the student's notebook has at another place than the master (relative order)."""
-    present = [grade_id for grade_id in master_ids if grade_id in set(student_ids)]
-    student = [grade_id for grade_id in dict.fromkeys(student_ids) if grade_id in set(master_ids)]
-    return {want for want, have in zip(present, student) if want != have}
-
-
 def read_submission(path: Path):
     """The submitted notebook, or a ValueError that says why it cannot be graded."""
     try:
@@ -95,24 +88,28 @@ def read_submission(path: Path):
 
 
 def assemble(master, submitted) -> tuple[nbformat.NotebookNode, dict[str, str]]:
-    """The notebook to run: the master with the student's answer cells. Returns it and, per question
-    that cannot be graded (answer cell deleted or cells reordered), the reason."""
+    """The notebook to run: the master with the student's answer cells, each where the master has it. Returns it
+    and, per question that cannot be graded (an answer cell deleted), the reason; keys ``note <id>`` carry
+    remarks that cost nothing (an answer cell pasted twice)."""
     questions = chapters.questions(master)
-    answers = {}
-    for cell in submitted.cells:
+    run = chapters.student_notebook(master)  # stubs where no usable answer exists
+    stubs = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in run.cells if chapters.is_answer(cell)}
+    copies: dict[str, list[str]] = {}
+    for cell in submitted.cells:  # wherever the student put them: each is placed back by its id
         grader = cell.get("metadata", {}).get("nbgrader", {})
         if grader.get("solution") and cell.cell_type == "code":
-            answers.setdefault(grader.get("grade_id"), cell.source)
-    moved = _moved(_grade_ids(master), _grade_ids(submitted))
+            copies.setdefault(grader.get("grade_id"), []).append(cell.source)
+    answers, notes = {}, {}
+    for grade_id, sources in copies.items():  # a copied cell keeps its id: grade the last one that was edited
+        edited = [source for source in sources if source != stubs.get(grade_id)]
+        answers[grade_id] = (edited or sources)[-1]
+        if len(sources) > 1:
+            notes[grade_id] = f"answer cell {grade_id} appears {len(sources)} times; the last edited one was graded"
     blocked = {}
     for question in questions:
         missing = [answer for answer in question.answers if answer not in answers]
-        out_of_place = sorted(moved & {question.grade_id, *question.answers})
         if missing:
             blocked[question.grade_id] = f"{question.grade_id}: answer cell {', '.join(missing)} was deleted"
-        elif out_of_place:
-            blocked[question.grade_id] = f"{question.grade_id}: cells were reordered ({', '.join(out_of_place)})"
-    run = chapters.student_notebook(master)  # stubs where no usable answer exists
     blocked_answers = {answer for question in questions if question.grade_id in blocked for answer in question.answers}
     for cell, original in zip(run.cells, master.cells):
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -121,12 +118,15 @@ def assemble(master, submitted) -> tuple[nbformat.NotebookNode, dict[str, str]]:
             cell.metadata["tags"] = [tag for tag in cell.metadata.get("tags", []) if tag != chapters.RAISES]
         elif chapters.is_answer(cell) and cell.cell_type == "code" and grade_id not in blocked_answers:
             cell.source = answers[grade_id]
-    return run, blocked
+    return run, {**blocked, **{f"note {grade_id}": note for grade_id, note in notes.items()}}
 
 
-def run_notebook(notebook, workdir: Path, timeout: float, cell_timeout: float) -> tuple[set[int], str | None]:
-    """Run the code cells in place, errors kept in the outputs. Returns the indices of the cells that ran to
-    the end, and why the run stopped early (None when every cell ran)."""
+def run_notebook(
+    notebook, workdir: Path, timeout: float, cell_timeout: float, env: dict[str, str] | None = None
+) -> tuple[set[int], str | None]:
+    """Run the code cells in place, errors kept in the outputs, with ``env`` added to the kernel's environment.
+    Returns the indices of the cells that ran to the end, and why the run stopped early (None when every cell
+    ran)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -140,7 +140,8 @@ def run_notebook(notebook, workdir: Path, timeout: float, cell_timeout: float) -
     )
     deadline, finished = time.monotonic() + timeout, set()
     try:
-        with client.setup_kernel():
+        # the kernel's own warnings are not the student's
+        with client.setup_kernel(stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}):
             for index, cell in enumerate(notebook.cells):
                 if cell.cell_type != "code":
                     continue
@@ -157,7 +158,9 @@ def run_notebook(notebook, workdir: Path, timeout: float, cell_timeout: float) -
     return finished, None
 
 
-def grade(master, path: Path, student: str, *, timeout: float = 600, cell_timeout: float = 300) -> Grade:
+def grade(
+    master, path: Path, student: str, *, timeout: float = 600, cell_timeout: float = 300, env: dict | None = None
+) -> Grade:
     """Grade one submission against the instructors' notebook ``master``; never raises for a bad submission."""
     questions = chapters.questions(master)
     result = Grade(student, {question.grade_id: 0.0 for question in questions})
@@ -168,9 +171,10 @@ def grade(master, path: Path, student: str, *, timeout: float = 600, cell_timeou
         result.problems.append(str(error))
         return result
     result.problems.extend(blocked.values())
+    blocked = {key for key in blocked if not key.startswith("note ")}
     with tempfile.TemporaryDirectory(prefix=f"grade-{student}-") as workdir:
         try:
-            finished, stopped = run_notebook(notebook, Path(workdir), timeout, cell_timeout)
+            finished, stopped = run_notebook(notebook, Path(workdir), timeout, cell_timeout, env)
         except Exception as error:  # a kernel that cannot start, a broken notebook: this student only
             finished, stopped = set(), f"the notebook could not be run ({type(error).__name__}: {_short(error, 80)})"
     answer_errors = {
@@ -200,8 +204,9 @@ def grade(master, path: Path, student: str, *, timeout: float = 600, cell_timeou
     return result
 
 
-def find_submissions(folder: Path, name: str) -> list[tuple[str, Path | None]]:
-    """(student, notebook) for each entry of ``folder``: ``<student>.<suffix>`` or ``<student>/.../*.ipynb``."""
+def find_submissions(folder: Path, name: str) -> list[tuple[str, Path | list[Path]]]:
+    """(student, notebook) for each entry of ``folder``: ``<student>.<suffix>`` or ``<student>/.../*.ipynb``;
+    for a folder without exactly one notebook, the list of its notebooks instead (none, or too many)."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: folder of submissions not found")
     found = []
@@ -214,7 +219,7 @@ def find_submissions(folder: Path, name: str) -> list[tuple[str, Path | None]]:
         notebooks = sorted(entry.rglob(f"{name}.ipynb")) or sorted(
             path for path in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts
         )
-        found.append((entry.name, notebooks[0] if len(notebooks) == 1 else None))
+        found.append((entry.name, notebooks[0] if len(notebooks) == 1 else notebooks))
     return found
 
 
@@ -262,16 +267,24 @@ def main(argv: list[str] | None = None) -> int:
     if not questions:
         print(f"error: chapter {name} has no autograded question", file=sys.stderr)
         return 2
+    data = os.environ.get("FCN_TUTORIAL_DATA")
+    print(
+        f"data: {data or 'not set (FCN_TUTORIAL_DATA): the chapters use ~/.cache/fcn-tutorial, downloading if needed'}"
+    )
+    runs = os.environ.get("FCN_TUTORIAL_RUNS") or str(out.with_name(f"{out.stem}-runs").resolve())
+    env = {"FCN_TUTORIAL_RUNS": runs}  # the answer key's training runs, found finished by every student
+    key = check_answer_key(master, name, runs, env, max(args.timeout, 3600), max(args.cell_timeout, 3600))
     grades = []
     for student, path in submissions:
-        if path is None:
+        if isinstance(path, list):
+            found = f": {', '.join(str(p.relative_to(args.submissions)) for p in path)}" if path else ""
             result = Grade(
                 student,
                 {question.grade_id: 0.0 for question in questions},
-                [f"no single notebook {name}.ipynb found in {student}/"],
+                [f"no single notebook {name}.ipynb found in {student}/{found}"],
             )
         else:
-            result = grade(master, path, student, timeout=args.timeout, cell_timeout=args.cell_timeout)
+            result = grade(master, path, student, timeout=args.timeout, cell_timeout=args.cell_timeout, env=env)
         grades.append(result)
         atomic_write_text(out, to_csv(grades, questions))
         problems = f"  ({len(result.problems)} problem(s))" if result.problems else ""
@@ -279,7 +292,25 @@ def main(argv: list[str] | None = None) -> int:
     if not grades:
         atomic_write_text(out, to_csv(grades, questions))
     print(f"wrote {out} ({len(grades)} student(s))")
+    if key.problems:
+        print(
+            f"warning: the answer key itself lost points on this machine: {' | '.join(key.problems)}", file=sys.stderr
+        )
     return 0
+
+
+def check_answer_key(master, name: str, runs: str, env: dict, timeout: float, cell_timeout: float) -> Grade:
+    """Grade the instructors' own notebook once: it must earn every point, and it leaves the chapter's training
+    runs finished in ``runs`` for the students' notebooks."""
+    started = time.perf_counter()
+    print(f"answer key: grading the instructors' {name} first (training runs, if any, into {runs})", flush=True)
+    with tempfile.TemporaryDirectory(prefix="answer-key-") as folder:
+        path = Path(folder) / f"{name}.ipynb"
+        nbformat.write(master, path)
+        key = grade(master, path, "answer key", timeout=timeout, cell_timeout=cell_timeout, env=env)
+    total = sum(question.points for question in chapters.questions(master))
+    print(f"answer key: {key.total:g} / {total:g} in {time.perf_counter() - started:.0f} s", flush=True)
+    return key
 
 
 if __name__ == "__main__":

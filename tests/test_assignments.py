@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -251,6 +253,11 @@ def test_grading_bad_submissions_never_loses_the_others(tmp_path, monkeypatch):
     reordered = answered(master)
     reordered.cells[2], reordered.cells[4] = reordered.cells[4], reordered.cells[2]
     nbformat.write(reordered, folder / "eve.ipynb")
+    pasted_twice = chapters.student_notebook(master)  # square's stub, then a pasted copy (same id) answered
+    copy = nbformat.from_dict(json.loads(json.dumps(pasted_twice.cells[4])))
+    copy.source, copy.id = "def square(x):\n    return x * x", "pasted"
+    pasted_twice.cells.insert(5, copy)
+    nbformat.write(pasted_twice, folder / "paul.ipynb")
     nbformat.write(
         answered(master, {"square": "def square(x):\n    while True:\n        pass"}),
         folder / "frank" / "tiny" / "tiny.ipynb",
@@ -272,18 +279,45 @@ def test_grading_bad_submissions_never_loses_the_others(tmp_path, monkeypatch):
         "bob": "0",
         "carl": "0",
         "dora": "2",
-        "eve": "0",
+        "eve": "5",  # answer cells are placed back by their id, wherever the student moved them
         "frank": "2",
         "gina": "3",
         "hugo": "5",
         "ivan": "0",
+        "paul": "3",  # double left as the stub
     }
     problems = {student: row["problems"] for student, row in rows.items()}
     assert "bob.ipynb is not a readable notebook" in problems["bob"]
     assert "carl.pdf is not a readable notebook" in problems["carl"]
     assert "square_test: answer cell square was deleted" in problems["dora"]
-    assert "cells were reordered" in problems["eve"]
+    assert problems["eve"] == ""
+    assert "answer cell square appears 2 times; the last edited one was graded" in problems["paul"]
     assert "square_test: not run, the time limit was reached" in problems["frank"]
     assert "double_test: double raised SyntaxError" in problems["gina"]
     assert problems["hugo"] == ""  # the tests are the instructor's, whatever the student did to them
     assert "no single notebook tiny.ipynb found in ivan/" in problems["ivan"]
+
+
+def test_the_answer_key_is_graded_first_and_its_training_runs_are_shared(tmp_path, monkeypatch, capsys):
+    training = (
+        "import os, pathlib\n"
+        "runs = pathlib.Path(os.environ['FCN_TUTORIAL_RUNS'])\n"
+        "if not (runs / 'finished').exists():  # as chapter 6 skips a finished run\n"
+        "    runs.mkdir(parents=True, exist_ok=True)\n"
+        "    (runs / 'trainings').open('a').write('trained\\n')\n"
+        "    (runs / 'finished').touch()"
+    )
+    master = tiny_master()
+    master.cells.insert(1, code(training))
+    folder = tmp_path / "submitted"
+    folder.mkdir()
+    for student in ("alice", "bob"):
+        nbformat.write(answered(master), folder / f"{student}.ipynb")
+    monkeypatch.setattr(grade.chapters, "resolve", lambda key: "tiny")
+    monkeypatch.setattr(grade.chapters, "source_notebook", lambda name: master)
+    monkeypatch.delenv("FCN_TUTORIAL_RUNS", raising=False)
+    assert grade.main(["tiny", str(folder), "--out", str(tmp_path / "grades.csv"), "--timeout", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "answer key: 5 / 5" in out and out.index("answer key: 5 / 5") < out.index("alice: 5 / 5")
+    assert (tmp_path / "grades-runs" / "trainings").read_text() == "trained\n"  # once, by the answer key
+    assert "FCN_TUTORIAL_RUNS" not in os.environ  # only the kernels saw it

@@ -456,9 +456,9 @@ assert "ConfusionMatrix" not in _code and "confusion_matrix(" not in _code, "wor
 # %% [markdown]
 # Open questions: write your answer in the cell below each one.
 #
-# 3. **Think.** A model scores polyp Jaccard 0.80 over the whole validation split, but 0.55 when averaged per
-#    image. What does that tell you about the polyps it fails on? Which plot from this chapter would you draw
-#    to confirm it?
+# 3. **Think** (1 point). A model scores polyp Jaccard 0.80 over the whole validation split, but 0.55 when
+#    averaged per image. What does that tell you about the polyps it fails on? Which plot from this chapter
+#    would you draw to confirm it?
 
 # %% [markdown] nbgrader={"grade_id": "split_vs_image", "solution": true, "grade": true, "points": 1}
 # *Model answer.* The whole-split score pools the pixels, so large polyps dominate it; the per-image mean gives
