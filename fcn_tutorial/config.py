@@ -526,9 +526,8 @@ def train_command(
     hints = typing.get_type_hints(TrainConfig)
     for spec in fields(TrainConfig):
         value, meta = getattr(config, spec.name), spec.metadata
-        said = spec.name in ("data", "out", "model", "recipe") or value != getattr(
-            base, spec.name
-        )  # what, where, changes
+        # the data, the run folder, the variant and the recipe always; any other option where it differs
+        said = spec.name in ("data", "out", "model", "recipe") or value != getattr(base, spec.name)
         if spec.name in leave_out or not meta["cli"] or not said or value is None and spec.name == "recipe":
             continue
         kind, _, _ = _kind(hints[spec.name])

@@ -316,7 +316,9 @@ def _train(config: TrainConfig, ctx: DistributedContext, resume: bool) -> list[d
     checkpoint = None
     if resume and not last_path.exists() and (out / "config.json").exists():
         resume = False  # stopped before its first checkpoint: nothing to continue, so it starts again
-        RunLog(out / "train.log")(f"{last_path} does not exist (no epoch had finished): starting {out} again")
+        RunLog(out / "train.log", enabled=ctx.is_main)(
+            f"{last_path} does not exist (no epoch had finished): starting {out} again"
+        )
     if resume:
         checkpoint = load_checkpoint(last_path)
     elif last_path.exists():
@@ -650,6 +652,8 @@ def _score_best_epoch(
                 progress=progress,
                 desc=f"{split} at full size",
             )
+        except NonFiniteLogitsError:
+            raise
         except (ValueError, OSError) as error:  # e.g. a truncated test frame, read for the first time here
             message = (
                 f"scoring the {split} split at full size stopped: {error}; the training is saved ({best_path}): "

@@ -223,14 +223,18 @@ print("first pair: 3-channel image of its mask's size:", frame.shape[0] == 3 and
 # ```
 #
 # The command prints the report of `fcn_tutorial.data.check_folder` and exits with code 1 when there
-# are problems. It expects 0 and 255 (or, with `--threshold 128`, calls every value from 128 up polyp),
-# so on our folder it would list every mask for its 128s. The function takes the same `value_to_class`
-# as `SegmentationFolder`, so in the notebook we call it directly:
+# are problems. It reads the masks as every command does: 0 is background and 255 polyp, unless the folder
+# says otherwise in a file `mask_values.json` beside `images/`. Ours holds 128s too, so we write that file
+# with the mapping we gave `SegmentationFolder`; from then on `data check`, `train --data my-polyps`,
+# `evaluate` and `threshold` all read 128 as void. In the notebook we call the function directly:
 
 # %%
+import json
+
 from fcn_tutorial.data import check_folder
 
-report = check_folder("my-polyps", value_to_class={0: 0, 255: 1, 128: VOID}, progress=False)
+Path("my-polyps/mask_values.json").write_text(json.dumps({"values": {"0": 0, "128": "void", "255": 1}}))
+report = check_folder("my-polyps", progress=False)
 print(report)
 
 # %% [markdown]
@@ -240,7 +244,7 @@ print(report)
 # %%
 Path("my-polyps/masks/frame03.png").unlink()
 Image.new("L", (64, 48)).save("my-polyps/masks/frame07.png")
-report = check_folder("my-polyps", value_to_class={0: 0, 255: 1, 128: VOID}, progress=False)
+report = check_folder("my-polyps", progress=False)
 print(report)
 print("exit code of the command:", 0 if report.ok else 1)
 # %cd -q -
