@@ -291,7 +291,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="frames per batch (default: 8 on a CPU, 16 on a GPU)"
     )
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--num-workers", type=int, default=0, help="loader worker processes (default: 0)")
     parser.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N | mps")
     parser.add_argument("--amp", default="none", choices=AMP_CHOICES, help="precision (default: none, fp32)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")

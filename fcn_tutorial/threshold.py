@@ -296,7 +296,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("checkpoint", help="best.pt or last.pt of a two-class training run")
     parser.add_argument("--data", help="data set name or folder (default: the one the run trained on)")
-    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="default: val")
+    parser.add_argument(
+        "--split", default="val", choices=("train", "val", "test"), help="the split to choose on (default: val)"
+    )
     parser.add_argument("--tta", action="store_true", help="average each frame with its flips, as evaluate --tta")
     parser.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N | mps")
     parser.add_argument("--json", action="store_true", help="print the sweep as JSON")

@@ -255,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.chapter.endswith(".ipynb"):  # an instructors' notebook, e.g. from make assignments
             name, master = Path(args.chapter).stem, read_submission(Path(args.chapter))
+        elif not chapters.TOC.is_file():  # the autograder/ copy of an instructors' build: no book beside it
+            raise ValueError(
+                f"give the instructors' notebook of the chapter, e.g. source/<chapter>/<chapter>.ipynb, not "
+                f"{args.chapter!r}: chapter numbers work in a clone of the repository"
+            )
         else:
             name = chapters.resolve(args.chapter)
             master = chapters.source_notebook(name)

@@ -321,3 +321,10 @@ def test_the_answer_key_is_graded_first_and_its_training_runs_are_shared(tmp_pat
     assert "answer key: 5 / 5" in out and out.index("answer key: 5 / 5") < out.index("alice: 5 / 5")
     assert (tmp_path / "grades-runs" / "trainings").read_text() == "trained\n"  # once, by the answer key
     assert "FCN_TUTORIAL_RUNS" not in os.environ  # only the kernels saw it
+
+
+def test_the_autograder_copy_asks_for_the_notebook_when_given_a_chapter_number(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(grade.chapters, "TOC", tmp_path / "_toc.yml")  # as in _build/assignments/instructor/
+    (tmp_path / "submitted").mkdir()
+    assert grade.main(["05", str(tmp_path / "submitted"), "--out", str(tmp_path / "g.csv")]) == 2
+    assert "give the instructors' notebook of the chapter" in capsys.readouterr().err

@@ -24,7 +24,9 @@ def register(subparsers) -> None:
         default=None,
         help="mask values >= this are polyp (default: 128 for JPEG masks, else exact 0/255)",
     )
-    check.add_argument("--classes", type=int, default=2, help="CVC-912 only: read masks2/, masks3/ or masks4/")
+    check.add_argument(
+        "--classes", type=int, default=2, choices=(2, 3, 4), help="CVC-912 only: read masks2/, masks3/ or masks4/"
+    )
     check.set_defaults(func=run_check)
 
     synthetic = commands.add_parser("synthetic", help="write a synthetic polyp set in the CVC-912 layout")
@@ -32,8 +34,17 @@ def register(subparsers) -> None:
     synthetic.add_argument("--train", type=int, default=80, help="training frames (default 80)")
     synthetic.add_argument("--valid", type=int, default=20, help="validation frames (default 20)")
     synthetic.add_argument("--test", type=int, default=20, help="test frames (default 20)")
-    synthetic.add_argument("--size", type=int, nargs=2, default=(288, 384), metavar=("HEIGHT", "WIDTH"))
-    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=(288, 384),
+        metavar=("HEIGHT", "WIDTH"),
+        help="frame size (default 288 384)",
+    )
+    synthetic.add_argument(
+        "--seed", type=int, default=0, help="random seed: the same seed writes the same set (default 0)"
+    )
     synthetic.set_defaults(func=run_synthetic)
 
     download = commands.add_parser("download", help="download kvasir-seg or polyps912 (CVC-912)")
