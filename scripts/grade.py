@@ -290,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             result = grade(master, path, student, timeout=args.timeout, cell_timeout=args.cell_timeout, env=env)
+        same_name = [other for other, _ in submissions if other == student]
+        if len(same_name) > 1:  # e.g. alice.ipynb beside alice/: one row each, and the instructor should know
+            result.problems.append(f"{len(same_name)} submissions are named {student}: each has a row of its own")
         grades.append(result)
         atomic_write_text(out, to_csv(grades, questions))
         problems = f"  ({len(result.problems)} problem(s))" if result.problems else ""

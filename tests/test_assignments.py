@@ -267,6 +267,7 @@ def test_grading_bad_submissions_never_loses_the_others(tmp_path, monkeypatch):
     broken_test.cells[3].source = "pass  # the student emptied the test"
     nbformat.write(broken_test, folder / "hugo.ipynb")
     (folder / "ivan").mkdir()
+    (folder / "ivan.ipynb").write_text("{}")  # a second submission named ivan
 
     monkeypatch.setattr(grade.chapters, "resolve", lambda key: "tiny")
     monkeypatch.setattr(grade.chapters, "source_notebook", lambda name: master)
@@ -295,7 +296,10 @@ def test_grading_bad_submissions_never_loses_the_others(tmp_path, monkeypatch):
     assert "square_test: not run, the time limit was reached" in problems["frank"]
     assert "double_test: double raised SyntaxError" in problems["gina"]
     assert problems["hugo"] == ""  # the tests are the instructor's, whatever the student did to them
-    assert "no single notebook tiny.ipynb found in ivan/" in problems["ivan"]
+    with out.open(newline="") as file:
+        ivans = [row["problems"] for row in csv.DictReader(file) if row["student"] == "ivan"]
+    assert len(ivans) == 2 and all("2 submissions are named ivan" in problem for problem in ivans)
+    assert "no single notebook tiny.ipynb found in ivan/" in ivans[0] and "not a readable notebook" in ivans[1]
 
 
 def test_the_answer_key_is_graded_first_and_its_training_runs_are_shared(tmp_path, monkeypatch, capsys):
