@@ -99,27 +99,30 @@ def check_folder(
             f"train/masks/, or CVC-912's train/images/ + train/masks2/"
         )
         return report
-    if layout != "cvc912" and value_to_class is None and threshold is None:
-        try:  # what the folder's mask_values.json declares, as SegmentationFolder reads it
-            declared = declared_mask_values(path)
-        except ValueError as error:
-            report.problems.append(str(error))
-            return report
-        value_to_class, threshold = declared.get("value_to_class"), declared.get("threshold")
     for group, images_dir, masks_dir in _groups(path, layout, n_classes):
         pairs, problems = find_pairs(images_dir, masks_dir)
         report.problems += problems
+        declared = {}
+        if layout != "cvc912" and value_to_class is None and threshold is None:
+            try:  # what the folder's mask_values.json declares, as SegmentationFolder reads it
+                declared = declared_mask_values(images_dir)
+            except ValueError as error:
+                if str(error) not in report.problems:  # one file above the split folders: said once
+                    report.problems.append(str(error))
+                continue
+        group_values = declared.get("value_to_class", value_to_class)
+        group_threshold = declared.get("threshold", threshold)
         if layout == "cvc912":
             lookup = mask_lookup({**{value: value for value in range(n_classes)}, n_classes: VOID})
         elif (
-            threshold is None
-            and value_to_class is None
+            group_threshold is None
+            and group_values is None
             and pairs
             and all(mask.suffix.lower() in _JPEG_SUFFIXES for _, _, mask in pairs)
         ):
             lookup = mask_lookup(threshold=128)
         else:
-            lookup = mask_lookup(value_to_class, threshold)
+            lookup = mask_lookup(group_values, group_threshold)
         good = 0
         for _, image_path, mask_path in tqdm(
             pairs, desc=f"checking {group}", unit="pair", disable=None if progress is None else not progress

@@ -91,15 +91,24 @@ def read_raw_mask(path: str | os.PathLike) -> np.ndarray:
 MASK_VALUES_FILE = "mask_values.json"
 
 
-def declared_mask_values(folder: str | os.PathLike) -> dict:
-    """What ``folder/mask_values.json`` says about its masks, as keyword arguments of :func:`mask_lookup`.
+def declared_mask_values(images_dir: str | os.PathLike) -> dict:
+    """What the ``mask_values.json`` serving ``images_dir`` says, as keyword arguments of :func:`mask_lookup`.
 
-    A data folder whose masks are not 0 (background) and 255 (polyp) says so in that file, and every
-    command that reads the folder follows it: ``{"values": {"0": 0, "128": "void", "255": 1}}`` maps each raw
-    value to a class or to void, ``{"threshold": 128}`` calls every value from 128 up class 1. No file: ``{}``.
+    A data folder whose masks are not 0 (background) and 255 (polyp) says so in that file, beside
+    ``images/`` or one folder up (above ``train/``, ``val/``, ``test/``), and every command that reads the
+    folder follows it: ``{"values": {"0": 0, "128": "void", "255": 1}}`` maps each raw value to a class or
+    to void, ``{"threshold": 128}`` calls every value from 128 up class 1. No file: ``{}``.
     """
-    path = Path(folder) / MASK_VALUES_FILE
-    if not path.is_file():
+    images_dir = Path(images_dir)
+    path = next(
+        (
+            folder / MASK_VALUES_FILE
+            for folder in (images_dir.parent, images_dir.parent.parent)
+            if (folder / MASK_VALUES_FILE).is_file()
+        ),
+        None,
+    )
+    if path is None:
         return {}
     import json
 
@@ -116,15 +125,16 @@ def declared_mask_values(folder: str | os.PathLike) -> dict:
             raise ValueError(f"{display_path(path)}: the threshold must be a whole number 1..255, not {threshold!r}")
         return {"threshold": threshold}
     values = declared["values"]
-    mapping = {}
-    for raw, label in values.items() if isinstance(values, dict) else [(None, None)]:
-        if raw is None or not str(raw).isdigit() or int(raw) > 255 or not (label == "void" or _is_class(label)):
-            raise ValueError(
-                f'{display_path(path)}: "values" maps raw mask values 0..255 to a class (0, 1, ...) or "void", '
-                f"e.g. {example}; got {values!r}"
-            )
-        mapping[int(raw)] = VOID if label == "void" else label
-    return {"value_to_class": mapping}
+    wrong = not isinstance(values, dict) or any(
+        not str(raw).isdigit() or int(raw) > 255 or not (label == "void" or _is_class(label))
+        for raw, label in values.items()
+    )
+    if wrong:
+        raise ValueError(
+            f'{display_path(path)}: "values" maps raw mask values 0..255 to a class (0, 1, ...) or "void", '
+            f"e.g. {example}; got {values!r}"
+        )
+    return {"value_to_class": {int(raw): VOID if label == "void" else label for raw, label in values.items()}}
 
 
 def _is_class(label) -> bool:
@@ -360,11 +370,8 @@ class SegmentationFolder(SegmentationPairs):
             split = canonical_split(split)
             pairs = [pair for pair in pairs if hash_split(pair[0]) == split]
         if threshold is None and value_to_class is None:  # the folder may say what its mask values mean
-            for folder in (images_dir.parent, images_dir.parent.parent):  # images-masks, or split folders
-                declared = declared_mask_values(folder)
-                if declared:
-                    value_to_class, threshold = declared.get("value_to_class"), declared.get("threshold")
-                    break
+            declared = declared_mask_values(images_dir)
+            value_to_class, threshold = declared.get("value_to_class"), declared.get("threshold")
         if (
             threshold is None
             and value_to_class is None
