@@ -229,11 +229,8 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    resize = args.resize if args.resize in ("train", "full") else _positive_int(args.resize, "--resize")
-    if args.batch_size is not None and not 1 <= args.batch_size <= 4096:
-        raise ValueError(f"--batch-size must be in [1, 4096], got {args.batch_size}")
-    if not 0 <= args.num_workers <= 256:
-        raise ValueError(f"--num-workers must be in [0, 256], got {args.num_workers}")
+    resize = parse_resize(args.resize)
+    check_loader_options(args.batch_size, args.num_workers)
     started = time.perf_counter()
     result = evaluate_checkpoint(
         args.checkpoint,
@@ -259,14 +256,38 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str, name: str) -> int:
+def parse_resize(text: str) -> int | str:
+    """``--resize``: ``"train"``, ``"full"`` or a positive number of pixels (a clear error otherwise)."""
+    if text in ("train", "full"):
+        return text
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError(f"{name} must be 'train', 'full' or a positive number of pixels, got {text!r}")
+        raise ValueError(f"--resize must be 'train', 'full' or a positive number of pixels, got {text!r}")
     return value
+
+
+def check_loader_options(batch_size: int | None, num_workers: int = 0) -> None:
+    """Refuse a ``--batch-size`` or ``--num-workers`` out of range, naming the option."""
+    if batch_size is not None and not 1 <= batch_size <= 4096:
+        raise ValueError(f"--batch-size must be in [1, 4096], got {batch_size}")
+    if not 0 <= num_workers <= 256:
+        raise ValueError(f"--num-workers must be in [0, 256], got {num_workers}")
+
+
+def add_network_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say how the network sees the frames, shared by ``evaluate`` and ``threshold``."""
+    parser.add_argument(
+        "--resize", default="train", help="network input: 'train' (the run's --resize, default), 'full', or pixels"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="frames per batch (default: 8 on a CPU, 16 on a GPU)"
+    )
+    parser.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--amp", default="none", choices=AMP_CHOICES, help="precision (default: none, fp32)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
 
 
 def register(subparsers) -> None:
@@ -285,16 +306,8 @@ def register(subparsers) -> None:
         choices=SPLIT_CHOICES,
         help="train, val, test, or all: every pair of the folder, no split (default: test)",
     )
-    parser.add_argument(
-        "--resize", default="train", help="network input: 'train' (the run's --resize, default), 'full', or pixels"
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=None, help="frames per batch (default: 8 on a CPU, 16 on a GPU)"
-    )
+    add_network_input_arguments(parser)
     parser.add_argument("--num-workers", type=int, default=0, help="loader worker processes (default: 0)")
-    parser.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N | mps")
-    parser.add_argument("--amp", default="none", choices=AMP_CHOICES, help="precision (default: none, fp32)")
-    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     parser.add_argument("--tta", action="store_true", help="average each frame with its flips (4 passes per frame)")
     parser.add_argument(
         "--threshold",

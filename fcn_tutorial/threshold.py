@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from .data import VOID
+from .evaluate import SPLIT_CHOICES, add_network_input_arguments
 from .metrics import _jaccard  # per-class TP / (TP + FP + FN) of a stack of confusion matrices
 from .scoring import check_threshold
 
@@ -162,6 +163,8 @@ def sweep_dataset(
     *,
     input_size: int | None = None,
     normalize: bool = False,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
     tta: bool = False,
     batch_size: int = 8,
     thresholds: Sequence[float] = THRESHOLDS,
@@ -176,7 +179,16 @@ def sweep_dataset(
     model.eval()
     loader = make_eval_loader(dataset, batch_size=batch_size, num_workers=0, rank=0, world_size=1, pin_memory=False)
     for images, masks in progress_bar(loader, progress=progress, desc="threshold sweep", leave=False, unit="batch"):
-        logits = predict_logits(model, images, size=input_size, normalize=normalize, device=device, tta=tta)
+        logits = predict_logits(
+            model,
+            images,
+            size=input_size,
+            normalize=normalize,
+            amp_dtype=amp_dtype,
+            channels_last=channels_last,
+            device=device,
+            tta=tta,
+        )
         for frame_logits, mask in zip(logits, masks):
             sweep.update(frame_logits, mask)
     return sweep
@@ -187,33 +199,51 @@ def checkpoint_sweep(
     data: str | None = None,
     split: str = "val",
     *,
-    tta: bool = False,
+    resize: int | str | None = "train",
+    batch_size: int | None = None,
     device: str = "auto",
+    amp: str = "none",
+    channels_last: bool = False,
+    tta: bool = False,
     thresholds: Sequence[float] = THRESHOLDS,
     progress: bool | None = None,
 ) -> tuple[ThresholdSweep, str]:
     """The :class:`ThresholdSweep` of ``checkpoint`` on ``split`` of ``data`` (default: the run's own data, val),
-    and the data it swept; fp32, the run's input size."""
+    and the data it swept.
+
+    ``split``, ``resize``, ``amp`` and ``channels_last`` mean what they mean for
+    :func:`~fcn_tutorial.evaluate.evaluate_checkpoint` (default: fp32 at the run's input size): choose the
+    threshold with the settings you will score with.
+    """
     from .data import registry
     from .device import resolve_device
-    from .evaluate import load_model
+    from .evaluate import _input_size, all_pairs, load_model
+    from .precision import precision_plan
     from .scoring import default_eval_batch_size
 
     target_device = resolve_device(device)
     model, config = load_model(checkpoint, target_device)
     check_threshold(0.5, config.n_classes)
     data = data or config.data
-    dataset = registry.get_dataset(data, split, n_classes=config.n_classes)
+    if split == "all":
+        dataset = all_pairs(data, config.n_classes)
+    else:
+        dataset = registry.get_dataset(data, split, n_classes=config.n_classes)
     if len(dataset) == 0:
         raise ValueError(f"the {split} split of {data} holds no frames: no threshold to choose")
+    amp_dtype, _ = precision_plan(target_device.type, amp)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     sweep = sweep_dataset(
         model,
         dataset,
         target_device,
-        input_size=config.resize,
+        input_size=_input_size(resize, config),
         normalize=config.normalize,
+        amp_dtype=amp_dtype,
+        channels_last=channels_last,
         tta=tta,
-        batch_size=default_eval_batch_size(target_device),
+        batch_size=batch_size or default_eval_batch_size(target_device),
         thresholds=thresholds,
         progress=progress,
     )
@@ -226,14 +256,12 @@ def sweep_checkpoint(
     split: str = "val",
     *,
     tta: bool = False,
-    device: str = "auto",
-    thresholds: Sequence[float] = THRESHOLDS,
     progress: bool | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
-    """:meth:`ThresholdSweep.report` of :func:`checkpoint_sweep`, with what was swept."""
-    sweep, data = checkpoint_sweep(
-        checkpoint, data, split, tta=tta, device=device, thresholds=thresholds, progress=progress
-    )
+    """:meth:`ThresholdSweep.report` of :func:`checkpoint_sweep` (``settings``: its keyword arguments), with
+    what was swept."""
+    sweep, data = checkpoint_sweep(checkpoint, data, split, tta=tta, progress=progress, **settings)
     return {"checkpoint": str(checkpoint), "data": data, "split": split, "tta": tta, **sweep.report()}
 
 
@@ -264,12 +292,20 @@ def plot_sweep(report: dict[str, Any], *, title: str | None = None):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .evaluate import check_loader_options, parse_resize
+
+    resize = parse_resize(args.resize)
+    check_loader_options(args.batch_size)
     report = sweep_checkpoint(
         args.checkpoint,
         args.data,
         args.split,
         tta=args.tta,
+        resize=resize,
+        batch_size=args.batch_size,
         device=args.device,
+        amp=args.amp,
+        channels_last=args.channels_last,
         progress=False if args.no_progress else None,
     )
     if args.plot:
@@ -282,9 +318,24 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  plot: {args.plot}")
     if args.split == "test":
         print("  (chosen on the test split: report it on another one, or the score flatters the network)")
-    tta = " --tta" if args.tta else ""
-    print(f"  score the test split with it: fcn-tutorial evaluate {args.checkpoint}{tta} --threshold {report['best']}")
+    print(f"  score the test split with it: {evaluate_command(args, report['best'])}")
     return 0
+
+
+def evaluate_command(args: argparse.Namespace, threshold: float) -> str:
+    """The ``fcn-tutorial evaluate`` that scores the test split with the settings the threshold was chosen with."""
+    words = ["fcn-tutorial", "evaluate", str(args.checkpoint)]
+    if args.data:
+        words += ["--data", str(args.data)]
+    if args.resize != "train":
+        words += ["--resize", str(args.resize)]
+    if args.amp != "none":
+        words += ["--amp", args.amp]
+    if args.channels_last:
+        words.append("--channels-last")
+    if args.tta:
+        words.append("--tta")
+    return " ".join(words + ["--threshold", f"{threshold:g}"])
 
 
 def register(subparsers) -> None:
@@ -292,15 +343,19 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "threshold",
         help="choose a two-class network's decision threshold on the validation split",
-        description="Polyp Jaccard at decision thresholds 0.05 to 0.95 from one pass over a split, and the best one.",
+        description="Polyp Jaccard at decision thresholds 0.05 to 0.95 from one pass over a split, and the best one. "
+        "Give it the --resize, --amp and --channels-last you will score with: they are what the threshold is for.",
     )
     parser.add_argument("checkpoint", help="best.pt or last.pt of a two-class training run")
     parser.add_argument("--data", help="data set name or folder (default: the one the run trained on)")
     parser.add_argument(
-        "--split", default="val", choices=("train", "val", "test"), help="the split to choose on (default: val)"
+        "--split",
+        default="val",
+        choices=SPLIT_CHOICES,
+        help="the split to choose on: train, val, test, or all: every pair of the folder (default: val)",
     )
     parser.add_argument("--tta", action="store_true", help="average each frame with its flips, as evaluate --tta")
-    parser.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N | mps")
+    add_network_input_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the sweep as JSON")
     parser.add_argument("--plot", help="also draw Jaccard against threshold into this image file (.png, .svg, ...)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -172,6 +172,29 @@ def test_threshold_command_and_evaluate_threshold_flag(run, tmp_path, capsys):
     assert "strictly between 0 and 1, got 1.5" in capsys.readouterr().err
 
 
+def test_threshold_takes_evaluates_input_settings_and_says_them_in_its_evaluate_command(run, capsys):
+    checkpoint, data = run
+    sweep = sweep_checkpoint(
+        checkpoint, str(data), "all", resize="full", amp="bf16", channels_last=True, progress=False
+    )
+    assert sweep["images"] == 16  # every pair of the folder: 8 + 4 + 4
+    for threshold in (0.3, 0.7):  # the sweep counts what evaluate with the same settings scores
+        scored = evaluate_checkpoint(
+            checkpoint, str(data), "all", resize="full", amp="bf16", channels_last=True, threshold=threshold,
+            progress=False,
+        )  # fmt: skip
+        k = sweep["thresholds"].index(threshold)
+        assert scored["jaccard"][1] == pytest.approx(sweep["jaccard"][k], abs=1e-12)
+    at_train_size = sweep_checkpoint(checkpoint, str(data), "all", progress=False)
+    assert at_train_size["jaccard"] != sweep["jaccard"]  # the input size is part of what the threshold is for
+    argv = ["threshold", str(checkpoint), "--data", str(data), "--resize", "full", "--amp", "bf16", "--tta"]
+    assert cli.main([*argv, "--channels-last", "--no-progress"]) == 0
+    command = capsys.readouterr().out.splitlines()[-1]
+    assert f"--data {data} --resize full --amp bf16 --channels-last --tta --threshold" in command
+    assert cli.main([*argv[:4], "--resize", "0", "--no-progress"]) == 2
+    assert "--resize must be 'train', 'full' or a positive number of pixels, got '0'" in capsys.readouterr().err
+
+
 def test_predict_with_a_lower_threshold_draws_larger_polyps(run, tmp_path, capsys):
     checkpoint, data = run
     images = sorted((Path(data) / "test" / "images").iterdir())[:2]
