@@ -303,3 +303,24 @@ def test_a_wrong_mask_values_json_is_an_error_naming_it(tmp_path, text, message)
         SegmentationFolder(root)
     assert "mask_values.json" in str(error.value)
     assert [str(error.value)] == check_folder(root, progress=False).problems  # data check says the same
+
+
+def test_n_classes_must_match_the_classes_the_mask_values_give(tmp_path, capsys):
+    import json
+
+    from fcn_tutorial import cli
+
+    root = undecided_folder(tmp_path / "mine", n=2)
+    (root / "mask_values.json").write_text(json.dumps({"values": {"0": 0, "128": "void", "255": 1}}))
+    with pytest.raises(ValueError, match=r"give only class 0, class 1: with n_classes=3, class 2 could never appear"):
+        SegmentationFolder(root, n_classes=3)
+    (root / "mask_values.json").write_text(json.dumps({"values": {"0": 0, "128": 1, "255": 2}}))
+    assert SegmentationFolder(root, n_classes=3)[0][1].unique().tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"give class 0, class 1, class 2, more than n_classes=2 allows"):
+        SegmentationFolder(root)
+    with pytest.raises(ValueError, match=r"class 1 could never appear"):  # a gap in the classes
+        SegmentationFolder(root, value_to_class={0: 0, 255: 2}, n_classes=3)
+    # the command line says it in one line, before any training
+    argv = ["train", "--data", str(root), "--out", str(tmp_path / "run"), "--n-classes", "4", "--no-progress"]
+    assert cli.main(argv) == 2
+    assert "with n_classes=4, class 3 could never appear. Use --n-classes 3" in capsys.readouterr().err

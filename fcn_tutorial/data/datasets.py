@@ -269,6 +269,24 @@ def hash_split(name: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1
 # The data sets
 
 
+def _check_classes(lookup: torch.Tensor, n_classes: int, root: Path | None) -> None:
+    """Refuse a mask mapping whose classes and ``n_classes`` disagree: a class no mask value gives would score
+    NaN for ever, and a class index of ``n_classes`` or more would break the loss."""
+    reachable = sorted({int(label) for label in lookup.tolist() if 0 <= label != VOID})
+    if reachable == list(range(n_classes)):
+        return
+    where = f"the masks of {display_path(root)}" if root is not None else "the masks"
+    values = ", ".join(f"class {c}" for c in reachable)
+    hint = 'say which mask value is which class in mask_values.json, e.g. {"values": {"0": 0, "128": 1, "255": 2}}'
+    if any(label >= n_classes for label in reachable):
+        raise ValueError(f"{where} give {values}, more than n_classes={n_classes} allows: raise --n-classes, or {hint}")
+    missing = ", ".join(str(c) for c in range(n_classes) if c not in reachable)
+    raise ValueError(
+        f"{where} give only {values}: with n_classes={n_classes}, class {missing} could never appear. "
+        f"Use --n-classes {len(reachable)}, or {hint}"
+    )
+
+
 class SegmentationPairs(Dataset):
     """Image/mask pairs: the base of every data set in :mod:`fcn_tutorial.data`.
 
@@ -288,6 +306,7 @@ class SegmentationPairs(Dataset):
         root: Path | None = None,
     ):
         pairs = list(pairs)
+        _check_classes(lookup, len(class_names), root)
         self.names = [name for name, _, _ in pairs]
         self.image_paths = [Path(image) for _, image, _ in pairs]
         self.mask_paths = [Path(mask) for _, _, mask in pairs]
