@@ -88,6 +88,24 @@ def _report(exercise: str, run: Callable[[], str], raise_on_failure: bool = True
     return result
 
 
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, bool]:
+    """``fn(*args, **kwargs)`` on copies of the tensors; also whether ``fn`` changed one of them in place."""
+    copies = [arg.clone() if isinstance(arg, torch.Tensor) else arg for arg in args]
+    result = fn(*copies, **kwargs)
+    changed = any(
+        isinstance(arg, torch.Tensor) and not (used.shape == arg.shape and torch.equal(used, arg))
+        for arg, used in zip(args, copies)
+    )
+    return result, changed
+
+
+def _changed_inputs(what: str) -> _Mistake:
+    return _Mistake(
+        f"the result is right, but {what} changed a tensor it was given (an in-place operation such as "
+        "`x[...] = ...` or `x.add_()` on an input); work on new tensors, so that the caller's data stays as it was."
+    )
+
+
 def _as_tensor(value: Any, what: str) -> torch.Tensor:
     if value is None:
         raise _Mistake(f"{what} returned None; did you forget the `return`?")
@@ -97,11 +115,17 @@ def _as_tensor(value: Any, what: str) -> torch.Tensor:
         raise _Mistake(f"{what} should return numbers, got {type(value).__name__} ({error})") from None
 
 
+def _plain(value: Any) -> Any:
+    """A tensor or numpy value as plain Python (``0-d`` -> a number, else nested lists); anything else as it is."""
+    if isinstance(value, torch.Tensor) or type(value).__module__ == "numpy":
+        return value.tolist()
+    return value
+
+
 def _as_int(value: Any, what: str) -> int:
     if value is None:
         raise _Mistake(f"{what} returned None; did you forget the `return`?")
-    if isinstance(value, torch.Tensor):
-        value = value.item()
+    value = _plain(value)
     if isinstance(value, float):
         if not value.is_integer():
             raise _Mistake(
@@ -111,7 +135,7 @@ def _as_int(value: Any, what: str) -> int:
         raise _Mistake(f"{what} returned the float {value}; return an int (use `//` instead of `/`).")
     if not isinstance(value, int):
         raise _Mistake(f"{what} should return an int, got {type(value).__name__}")
-    return value
+    return int(value)
 
 
 # --- feature-map sizes --------------------------------------------------------------------------------
@@ -131,26 +155,42 @@ _CONV_CASES = [  # (size, kernel, stride, padding)
 
 def check_conv_output_size(fn: Callable[..., int], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(size, kernel, stride=1, padding=0)``: one side of a convolution's or pooling's output."""
+    mistakes = [  # (the mistaken formula, its hint); a hint is named only when it explains every case
+        (
+            lambda size, k, s, p: (size - k) // s + 1,
+            "The padding adds `padding` pixels on *both* sides: use size + 2 * padding.",
+        ),
+        (
+            lambda size, k, s, p: (size + p - k) // s + 1,
+            "Padding is added on both sides: size + 2 * padding, not size + padding.",
+        ),
+        (
+            lambda size, k, s, p: math.ceil((size + 2 * p - k) / s) + 1,
+            "PyTorch rounds down (floor) by default, not up: use `//`.",
+        ),
+        (
+            lambda size, k, s, p: (size + 2 * p - k) // s,
+            "Count the first position too: add 1 to the number of strides.",
+        ),
+    ]
 
     def run() -> str:
+        answers = []
         for size, kernel, stride, padding in _CONV_CASES:
             want = (size + 2 * padding - kernel) // stride + 1
             got = fn(size, kernel, stride, padding)
             if isinstance(got, float) and got == want:
                 raise _Mistake("the size is right but a float; return an int (use `//` instead of `/`).")
-            got = _as_int(got, f"conv_output_size({size}, {kernel}, {stride}, {padding})")
+            answers.append(_as_int(got, f"conv_output_size({size}, {kernel}, {stride}, {padding})"))
+        for (size, kernel, stride, padding), got in zip(_CONV_CASES, answers):
+            want = (size + 2 * padding - kernel) // stride + 1
             if got == want:
                 continue
             call = f"conv_output_size({size}, kernel={kernel}, stride={stride}, padding={padding})"
             where = f"{call} gave {got}, expected {want}"
-            if got == (size - kernel) // stride + 1:
-                raise _Mistake(f"{where}. The padding adds `padding` pixels on *both* sides: use size + 2 * padding.")
-            if got == (size + padding - kernel) // stride + 1:
-                raise _Mistake(f"{where}. Padding is added on both sides: size + 2 * padding, not size + padding.")
-            if got == math.ceil((size + 2 * padding - kernel) / stride) + 1:
-                raise _Mistake(f"{where}. PyTorch rounds down (floor) by default, not up: use `//`.")
-            if got == (size + 2 * padding - kernel) // stride:
-                raise _Mistake(f"{where}. Count the first position too: add 1 to the number of strides.")
+            for mistake, hint in mistakes:
+                if all(mistake(*case) == answer for case, answer in zip(_CONV_CASES, answers)):
+                    raise _Mistake(f"{where}. {hint}")
             raise _Mistake(f"{where}. Count how many positions the kernel can take along the padded side.")
         return f"all {len(_CONV_CASES)} cases match PyTorch's formula."
 
@@ -204,14 +244,15 @@ def check_exact_upsampling(fn: Callable[[int], Any], *, raise_on_failure: bool =
     input side exactly ``factor`` times and, with a bilinear kernel, blends neighbouring inputs."""
 
     def run() -> str:
-        factors = [2, 3, 4, 5, 8, 16, 32]
+        factors, answers = [2, 3, 4, 5, 8, 16, 32], {}
         for factor in factors:
-            got = fn(factor)
+            got = _plain(fn(factor))
             if got is None:
                 raise _Mistake("exact_upsampling returned None; did you forget the `return`?")
             if not isinstance(got, (tuple, list)) or len(got) != 3:
                 raise _Mistake(f"exact_upsampling({factor}) returned {got!r}; return (kernel_size, stride, padding).")
             kernel, stride, padding = (_as_int(value, f"exact_upsampling({factor})") for value in got)
+            answers[factor] = (kernel, stride, padding)
             call = f"exact_upsampling({factor}) = ({kernel}, {stride}, {padding})"
             if stride != factor:
                 raise _Mistake(
@@ -233,11 +274,11 @@ def check_exact_upsampling(fn: Callable[[int], Any], *, raise_on_failure: bool =
                 )
             if kernel != 2 * factor - factor % 2:
                 raise _Mistake(
-                    f"{call}: the size is exact, but a bilinear kernel spans about 2 * factor pixels "
-                    "(one factor on each side of its centre). Take the largest such kernel that leaves "
-                    "kernel - stride even."
+                    f"{call}: the size is exact, but the bilinear kernel of exercise 1 spans about 2 * factor "
+                    "pixels (its (kernel + 1) // 2 must be the factor), and kernel - stride must be even "
+                    "(it is 2 * padding): kernel = 2 * factor for an even factor, 2 * factor - 1 for an odd one."
                 )
-        layer = torch.nn.ConvTranspose2d(1, 1, *fn(8), bias=False)
+        layer = torch.nn.ConvTranspose2d(1, 1, *answers[8], bias=False)
         shape = tuple(layer(torch.zeros(1, 1, 9, 14)).shape[-2:])
         if shape != (72, 112):
             raise _Mistake(f"nn.ConvTranspose2d(1, 1, *exact_upsampling(8)) turns 9 x 14 into {shape}, not (72, 112).")
@@ -309,6 +350,15 @@ def _confusion(prediction: torch.Tensor, target: torch.Tensor, n_classes: int) -
     return torch.bincount(index, minlength=n_classes**2).reshape(n_classes, n_classes)
 
 
+def _reshape_failed(n_classes: int, void: int, error: Exception) -> _Mistake:
+    given = f"ignore_index={void} here, not 255" if void != VOID else "a target of 255"
+    return _Mistake(
+        f"the reshape to {n_classes} x {n_classes} failed ({error}). bincount returns max(index) + 1 counts: "
+        f"leave out the void pixels ({given} makes the index too large), and pass minlength=n_classes**2 for "
+        "classes that never occur."
+    )
+
+
 def check_confusion_matrix(fn: Callable[..., Any], *, raise_on_failure: bool = True) -> CheckResult:
     """Check ``fn(prediction, target, n_classes, ignore_index=255)``: the ``C x C`` pixel counts (rows: truth,
     columns: prediction) of two label maps of any shape, without the void pixels."""
@@ -319,22 +369,36 @@ def check_confusion_matrix(fn: Callable[..., Any], *, raise_on_failure: bool = T
         prediction = torch.randint(0, 2, (2, 9, 11), generator=generator)
         target[:, :2] = VOID
         three = torch.tensor([[0, 0, 1], [1, 1, 0]]), torch.tensor([[0, 1, 1], [1, VOID, 0]])  # class 2: absent
-        cases = [(prediction, target, 2), (*three, 3), (prediction[0, 2:], target[0, 2:], 2)]
-        for pred, truth, n_classes in cases:
-            want = _confusion(pred, truth, n_classes).double()
+        seven = torch.tensor([0, 1, 1, 1, 0]), torch.tensor([7, 1, 0, 7, 0])  # void given as ignore_index=7
+        cases = [(prediction, target, 2, VOID), (*three, 3, VOID), (prediction[0, 2:], target[0, 2:], 2, VOID)]
+        for pred, truth, n_classes, void in [*cases, (*seven, 2, 7)]:
+            counted = truth != void
+            want = _confusion(pred[counted], truth[counted], n_classes).double()
+            keyword = {} if void == VOID else {"ignore_index": void}
             try:
-                got = _as_tensor(fn(pred.clone(), truth.clone(), n_classes), "confusion_matrix")
+                answer, changed = _call(fn, pred, truth, n_classes, **keyword)
+                got = _as_tensor(answer, "confusion_matrix")
+            except TypeError as error:
+                if "ignore_index" not in str(error):
+                    raise
+                raise _Mistake(f"keep the parameter ignore_index=255 of the exercise ({error}).") from None
+            except ValueError as error:
+                if "unpack" in str(error):
+                    raise _Mistake(
+                        f"{error} for label maps of shape {tuple(truth.shape)}: the maps can have any shape (one "
+                        "image or a batch); flatten them first (`.flatten()` or `.reshape(-1)`)."
+                    ) from None
+                if "shape" not in str(error):
+                    raise
+                raise _reshape_failed(n_classes, void, error) from None
             except RuntimeError as error:
                 if "shape" not in str(error):
                     raise
-                raise _Mistake(
-                    f"the reshape to {n_classes} x {n_classes} failed ({error}). torch.bincount returns "
-                    "max(index) + 1 counts: leave out the void pixels (a target of 255 makes the index "
-                    "huge), and pass minlength=n_classes**2 for classes that never occur."
-                ) from None
+                raise _reshape_failed(n_classes, void, error) from None
             where = (
-                f"for {n_classes} classes and {tuple(truth.shape)} label maps you returned {_fmt(got)}, "
-                f"expected {_fmt(want)}"
+                f"for {n_classes} classes and {tuple(truth.shape)} label maps"
+                + (f" with ignore_index={void}" if void != VOID else "")
+                + f" you returned {_fmt(got)}, expected {_fmt(want)}"
             )
             if got.shape != want.shape:
                 hint = (
@@ -345,6 +409,8 @@ def check_confusion_matrix(fn: Callable[..., Any], *, raise_on_failure: bool = T
                 )
                 raise _Mistake(f"{where}. Shape {tuple(got.shape)} instead of {tuple(want.shape)}: {hint}")
             if _close(got, want):
+                if changed:
+                    raise _changed_inputs("confusion_matrix")
                 continue
             if _close(got, want.T):
                 raise _Mistake(
@@ -352,9 +418,10 @@ def check_confusion_matrix(fn: Callable[..., Any], *, raise_on_failure: bool = T
                     "n_classes * target + prediction."
                 )
             if got.sum() > want.sum():
+                given = "ignore_index, not always 255" if void != VOID else "ignore_index"
                 raise _Mistake(
                     f"{where}. The table counts {int(got.sum())} pixels but only {int(want.sum())} are "
-                    "not void: leave out the pixels where target == ignore_index."
+                    f"not void: leave out the pixels where target == {given}."
                 )
             raise _Mistake(f"{where}. Entry [t, p] counts the non-void pixels with target t and prediction p.")
         return "the counts match, void pixels are left out, and absent classes keep their row and column."
@@ -368,20 +435,39 @@ def check_pixel_accuracy(fn: Callable[..., Any], *, raise_on_failure: bool = Tru
     def run() -> str:
         generator = torch.Generator().manual_seed(0)
         target = torch.randint(0, 2, (2, 12, 16), generator=generator)
-        target[:, :3] = VOID  # a void border
+        target[:, :3] = VOID  # a void border, deeper in the second image: the images count unequally
+        target[1, :8] = VOID
         prediction = torch.randint(0, 2, (2, 12, 16), generator=generator)
         prediction[:, :3] = 1 - prediction[:, :3]  # void pixels: any prediction at all
-        cases = [(prediction, target), (target.clamp(max=1), target), (prediction[0, 3:], target[0, 3:])]
-        for pred, truth in cases:
-            counted = truth != VOID
+        seven = torch.tensor([0, 1, 1, 0, 1]), torch.tensor([7, 1, 0, 0, 7])
+        cases = [
+            (prediction, target, VOID),
+            (target.clamp(max=1), target, VOID),
+            (prediction[0, 3:], target[0, 3:], VOID),
+        ]
+        for pred, truth, void in [*cases, (*seven, 7)]:
+            counted = truth != void
             want = (pred[counted] == truth[counted]).double().mean().item()
-            got = _as_tensor(fn(pred.clone(), truth.clone()), "pixel_accuracy")
+            keyword = {} if void == VOID else {"ignore_index": void}
+            try:
+                answer, changed = _call(fn, pred, truth, **keyword)
+                got = _as_tensor(answer, "pixel_accuracy")
+            except TypeError as error:
+                if "ignore_index" not in str(error):
+                    raise
+                raise _Mistake(f"keep the parameter ignore_index=255 of the exercise ({error}).") from None
             if got.numel() != 1:
                 raise _Mistake(f"pixel_accuracy returned {got.numel()} values; return one number for all pixels.")
             got = got.item()
             if abs(got - want) < 1e-6:
+                if changed:
+                    raise _changed_inputs("pixel_accuracy")
                 continue
-            where = f"you returned {got:.4f}, expected {want:.4f}"
+            where = f"you returned {got:.4f}, expected {want:.4f}" + (
+                f" (with ignore_index={void})" if void != VOID else ""
+            )
+            if void != VOID and abs(got - (pred[truth != VOID] == truth[truth != VOID]).double().mean().item()) < 1e-6:
+                raise _Mistake(f"{where}. Leave out the pixels where target == ignore_index, not always 255.")
             if abs(got - (pred == truth).double().mean().item()) < 1e-6:
                 raise _Mistake(
                     f"{where}. Void pixels (target == ignore_index) must not count: leave them out "
@@ -391,6 +477,15 @@ def check_pixel_accuracy(fn: Callable[..., Any], *, raise_on_failure: bool = Tru
                 raise _Mistake(f"{where}. Void pixels were counted as correct; leave them out altogether.")
             if abs(got - 100 * want) < 1e-4:
                 raise _Mistake(f"{where}. Return a share between 0 and 1, not a percentage.")
+            if got == 0 < want:
+                raise _Mistake(f"{where}. Integer division rounds the share down to 0: divide as floats (`/`).")
+            if pred.dim() == 3:
+                per_image = [(p[t != void] == t[t != void]).double().mean().item() for p, t in zip(pred, truth)]
+                if abs(got - sum(per_image) / len(per_image)) < 1e-6:
+                    raise _Mistake(
+                        f"{where}. That is the mean of each image's accuracy; pool the non-void pixels of the "
+                        "whole batch instead, so that every pixel counts once."
+                    )
             raise _Mistake(f"{where}. Keep the pixels where target != ignore_index, then average prediction == target.")
         return "void pixels are ignored and the share is right."
 
@@ -413,19 +508,34 @@ def check_polyp_fraction(fn: Callable[[torch.Tensor], Any], *, raise_on_failure:
             (no_polyp, 0.0),
             (torch.ones(3, 4, dtype=torch.int64), 1.0),
             (torch.full((4, 4), VOID, dtype=torch.int64), float("nan")),
+            (torch.tensor([[0, 1, 2], [2, 1, VOID]]), 2 / 5),  # a class 2 (as in CVC-912's masks3/): not polyp
         ]
         for case, want in cases:
-            got = _as_tensor(fn(case.clone()), "polyp_fraction")
+            try:
+                got, changed = _call(fn, case)
+            except ZeroDivisionError:
+                if not math.isnan(want):
+                    raise
+                raise _Mistake(
+                    "an all-void mask has no pixel to count, so the share is 0 / 0: return nan "
+                    "(`float('nan')` or `math.nan`) for it instead of dividing."
+                ) from None
+            if got is None and math.isnan(want):
+                raise _Mistake("for an all-void mask you returned None: return nan (`float('nan')`), a number.")
+            got = _as_tensor(got, "polyp_fraction")
             if got.numel() != 1:
                 raise _Mistake(f"polyp_fraction returned {got.numel()} values; return one number per mask.")
             got = got.item()
             if (math.isnan(want) and math.isnan(got)) or abs(got - want) < 1e-6:
+                if changed:
+                    raise _changed_inputs("polyp_fraction")
                 continue
             what = (
                 "an all-void mask"
                 if math.isnan(want)
                 else f"a mask with {int((case == 1).sum())} polyp, "
-                f"{int((case == VOID).sum())} void and {int((case == 0).sum())} background pixels"
+                + (f"{int((case == 2).sum())} class-2, " if (case == 2).any() else "")
+                + f"{int((case == VOID).sum())} void and {int((case == 0).sum())} background pixels"
             )
             where = f"for {what} you returned {got:.4f}, expected {want:.4f}"
             if math.isnan(want):
@@ -435,13 +545,18 @@ def check_polyp_fraction(fn: Callable[[torch.Tensor], Any], *, raise_on_failure:
                 )
             if abs(got - (case == 1).double().mean().item()) < 1e-6:
                 raise _Mistake(f"{where}. Leave the void pixels out of the denominator: divide by mask != 255.")
+            counted = (case != VOID).sum().item()
             if (
-                abs(got - ((case >= 1).double().mean().item())) < 1e-6
-                or abs(got - (case >= 1).double().sum().item() / (case != VOID).sum().item()) < 1e-6
+                abs(got - (case >= 1).double().mean().item()) < 1e-6
+                or abs(got - (case >= 1).sum().item() / counted) < 1e-6
             ):
                 raise _Mistake(f"{where}. Void (255) is not a polyp: test mask == 1, not mask > 0.")
+            if abs(got - ((case >= 1) & (case != VOID)).sum().item() / counted) < 1e-6:
+                raise _Mistake(f"{where}. Class 2 is not a polyp either: test mask == 1, not mask > 0.")
             if abs(got - 100 * want) < 1e-4:
                 raise _Mistake(f"{where}. Return a share between 0 and 1, not a percentage.")
+            if got == 0 < want < 1:
+                raise _Mistake(f"{where}. Integer division rounds the share down to 0: divide as floats (`/`).")
             raise _Mistake(f"{where}. Count mask == 1 among the pixels with mask != 255.")
         return "void pixels are left out, and an all-void mask gives nan."
 
@@ -460,71 +575,117 @@ def check_random_crop(fn: Callable[..., Any], *, raise_on_failure: bool = True) 
         return image, mask
 
     def crop(image, mask, size, seed):
-        out = fn(image.clone(), mask.clone(), size, torch.Generator().manual_seed(seed))
+        out, changed = _call(fn, image, mask, size, torch.Generator().manual_seed(seed))
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise _Mistake("random_crop should return a pair: (cropped image, cropped mask).")
+        if changed:
+            raise _Mistake(
+                "random_crop changed the image or mask it was given (an in-place operation on an input); "
+                "cut the crops from them, or from a padded copy, without writing into them."
+            )
         return out
 
     def window(image_crop: torch.Tensor) -> tuple[int, int]:
-        """(top, left) of a crop of position_frame's image, read from its first pixel."""
+        """(top, left) of a crop of position_frame's image, read from its first pixel (never padding)."""
         return round(image_crop[0, 0, 0].item() * 100) - 1, round(image_crop[1, 0, 0].item() * 100) - 1
 
-    def run() -> str:
-        height, width, size = 10, 12, 8
+    def padded(image, mask, size):
+        """The frame as the exercise pads it: 0 / VOID below and to the right, up to ``size`` on each side."""
+        height, width = max(image.shape[-2], size), max(image.shape[-1], size)
+        canvas = torch.zeros(3, height, width, dtype=image.dtype)
+        canvas[:, : image.shape[-2], : image.shape[-1]] = image
+        labels = torch.full((height, width), VOID, dtype=mask.dtype)
+        labels[: mask.shape[-2], : mask.shape[-1]] = mask
+        return canvas, labels
+
+    def check_frame(height: int, width: int, size: int, seeds: int) -> int:
+        """Crop a ``height x width`` frame with ``seeds`` seeds; every window must be right and every one occur."""
         image, mask = position_frame(height, width)
+        canvas, labels = padded(image, mask, size)
+        small = height < size or width < size
+        frame = f"a 3 x {height} x {width} frame cropped to {size} x {size}"
         seen = set()
-        for seed in range(300):
-            image_crop, mask_crop = crop(image, mask, size, seed)
-            if tuple(image_crop.shape) != (3, size, size) or tuple(mask_crop.shape) != (size, size):
+        for seed in range(seeds):
+            try:
+                image_crop, mask_crop = crop(image, mask, size, seed)
+            except (RuntimeError, ValueError, IndexError) as error:
+                if not small:
+                    raise
                 raise _Mistake(
-                    f"a {size} x {size} crop of a 3 x {height} x {width} image gave shapes "
-                    f"{tuple(image_crop.shape)} and {tuple(mask_crop.shape)}; expected (3, {size}, {size}) "
-                    f"and ({size}, {size})."
+                    f"{frame} raised {type(error).__name__}: {error}. A frame smaller than the window "
+                    "on a side must be padded first (0 for the image, VOID for the mask, at the bottom and right)."
+                ) from None
+            if tuple(image_crop.shape) != (3, size, size) or tuple(mask_crop.shape) != (size, size):
+                pad = " Pad the frame first when a side is smaller than the window." if small else ""
+                raise _Mistake(
+                    f"{frame} gave shapes {tuple(image_crop.shape)} and {tuple(mask_crop.shape)}; expected "
+                    f"(3, {size}, {size}) and ({size}, {size}).{pad}"
+                )
+            if image_crop.dtype != image.dtype or mask_crop.dtype != mask.dtype:
+                raise _Mistake(
+                    f"{frame} gave an image of {image_crop.dtype} and a mask of {mask_crop.dtype}; keep the "
+                    f"input types ({image.dtype} and {mask.dtype}: the loss needs integer class labels), e.g. "
+                    "torch.full(..., VOID, dtype=mask.dtype) for the padded mask."
                 )
             top, left = window(image_crop)
-            if not torch.equal(image_crop, image[:, top : top + size, left : left + size]):
+            if not (0 <= top <= canvas.shape[-2] - size and 0 <= left <= canvas.shape[-1] - size) or not torch.equal(
+                image_crop, canvas[:, top : top + size, left : left + size]
+            ):
+                if small and torch.equal(
+                    image_crop[:, : min(height, size), : min(width, size)], image[:, :size, :size]
+                ):
+                    raise _Mistake(f"{frame}: pad the image with 0 (black), at the bottom and right.")
                 raise _Mistake(
-                    "the image crop is not one contiguous window of the image; slice "
-                    "image[:, top:top + size, left:left + size]."
+                    f"{frame}: the image crop is not one window of the frame"
+                    + (" padded at the bottom and right (a smaller frame keeps its top-left place)" if small else "")
+                    + "; slice image[:, top:top + size, left:left + size]."
                 )
-            if not torch.equal(mask_crop, mask[top : top + size, left : left + size]):
+            if not torch.equal(mask_crop, labels[top : top + size, left : left + size]):
+                if small and torch.equal(
+                    mask_crop[: min(height, size), : min(width, size)],
+                    labels[top : top + size, left : left + size][: min(height, size), : min(width, size)],
+                ):
+                    raise _Mistake(
+                        f"{frame}: pad the mask with VOID (255), not with a class: the padding is not "
+                        "background, and the loss must ignore it."
+                    )
                 raise _Mistake(
-                    f"the mask was cut at a different place than the image (the image window starts at "
-                    f"({top}, {left})): draw top and left once and use them for both."
+                    f"{frame}: the mask was cut at a different place than the image (the image window starts "
+                    f"at ({top}, {left})): draw top and left once and use them for both."
                 )
             seen.add((top, left))
+        last_top, last_left = canvas.shape[-2] - size, canvas.shape[-1] - size
         tops, lefts = {top for top, _ in seen}, {left for _, left in seen}
-        if max(tops) < height - size or max(lefts) < width - size:
+        for side, drawn, last, name in (("top", tops, last_top, "H"), ("left", lefts, last_left, "W")):
+            if drawn == set(range(last + 1)):
+                continue
+            if drawn == set(range(last)):
+                raise _Mistake(
+                    f"over {seeds} crops of {frame}, {side} never took its last value {last}: torch.randint's "
+                    f"upper bound is exclusive, so draw from range({name} - size + 1)."
+                )
             raise _Mistake(
-                f"over 300 crops the window never started at the last position (top {height - size} or "
-                f"left {width - size}): torch.randint's upper bound is exclusive, so draw from "
-                "range(H - size + 1)."
+                f"over {seeds} crops of {frame}, {side} took the values {sorted(drawn)}, not every one of "
+                f"0 .. {last}: draw {side} from 0 to {name} - size of the (padded) frame, "
+                f"with {name} = {canvas.shape[-2] if name == 'H' else canvas.shape[-1]} here."
             )
-        if len(seen) < 5:
-            raise _Mistake(f"only {len(seen)} different windows in 300 crops; the position should be random.")
-        first = crop(image, mask, size, 7)
-        if not all(torch.equal(a, b) for a, b in zip(first, crop(image, mask, size, 7))):
-            raise _Mistake(
-                "two calls with identically seeded generators gave different crops: draw the position "
-                "with torch.randint(..., generator=generator)."
-            )
-        small_image, small_mask = position_frame(5, 6)
-        image_crop, mask_crop = crop(small_image, small_mask, size, 0)
-        if tuple(mask_crop.shape) != (size, size) or tuple(image_crop.shape) != (3, size, size):
-            raise _Mistake(
-                f"a 5 x 6 frame cropped to {size} x {size} gave shapes {tuple(image_crop.shape)} and "
-                f"{tuple(mask_crop.shape)}: pad the frame first when it is smaller than the window."
-            )
-        if not (torch.equal(image_crop[:, :5, :6], small_image) and torch.equal(mask_crop[:5, :6], small_mask)):
-            raise _Mistake("a frame smaller than the window must keep its top-left place: pad at the bottom and right.")
-        if (image_crop[:, 5:] != 0).any() or (image_crop[:, :, 6:] != 0).any():
-            raise _Mistake("pad the image with 0 (black).")
-        if (mask_crop[5:] != VOID).any() or (mask_crop[:, 6:] != VOID).any():
-            raise _Mistake(
-                "pad the mask with VOID (255), not with a class: the padding is not background, and "
-                "the loss must ignore it."
-            )
-        return f"image and mask share the window, all {len(seen)} positions occur, small frames are padded."
+        return len(seen)
+
+    def run() -> str:
+        positions = check_frame(10, 12, 8, 300)
+        for seed in range(5):
+            image, mask = position_frame(10, 12)
+            if not all(torch.equal(a, b) for a, b in zip(crop(image, mask, 8, seed), crop(image, mask, 8, seed))):
+                raise _Mistake(
+                    "two calls with identically seeded generators gave different crops: draw the position "
+                    "with torch.randint(..., generator=generator)."
+                )
+        for height, width in ((5, 6), (5, 12), (12, 5)):  # smaller than the window on both sides, or on one
+            check_frame(height, width, 8, 100)
+        return (
+            f"image and mask share the window, all {positions} positions occur, and frames smaller than the "
+            "window on one side or both are padded."
+        )
 
     return _report("random_crop", run, raise_on_failure)
 
@@ -550,10 +711,19 @@ def check_bilinear_kernel(fn: Callable[[int, int, int], Any], *, raise_on_failur
     from fcn_tutorial.models import bilinear_kernel
 
     def run() -> str:
-        for in_channels, out_channels, kernel_size in [(2, 2, 4), (3, 3, 16), (2, 2, 3), (21, 21, 64), (1, 1, 5)]:
+        shapes = [(2, 2, 4), (3, 3, 16), (2, 2, 3), (21, 21, 64), (1, 1, 5), (3, 5, 4), (4, 2, 3)]
+        for in_channels, out_channels, kernel_size in shapes:
             want = torch.as_tensor(bilinear_kernel(in_channels, out_channels, kernel_size), dtype=torch.float64)
-            got = _as_tensor(fn(in_channels, out_channels, kernel_size), "bilinear_kernel")
             call = f"bilinear_kernel({in_channels}, {out_channels}, {kernel_size})"
+            try:
+                got = _as_tensor(fn(in_channels, out_channels, kernel_size), "bilinear_kernel")
+            except IndexError as error:
+                if in_channels == out_channels:
+                    raise
+                raise _Mistake(
+                    f"{call} raised IndexError: {error}. With different channel counts only the first "
+                    "min(in_channels, out_channels) channels have a partner: set weight[c, c] for those c."
+                ) from None
             if got.shape != want.shape:
                 hint = (
                     " (a 2D kernel alone is not enough: the transposed convolution needs one per channel pair)"
@@ -607,8 +777,19 @@ def check_crop_offsets(fn: Callable[[int, int], Any], *, raise_on_failure: bool 
             got = fn(height, width)
             if got is None:
                 raise _Mistake("crop_offsets returned None; did you forget the `return`?")
+            if not isinstance(got, dict) or set(got) != set(want):
+                keys = sorted(got) if isinstance(got, dict) else type(got).__name__
+                raise _Mistake(
+                    f"for a {height} x {width} input you returned {keys!r}; return a dict with the keys "
+                    f"{sorted(want)}, each a (top, left) pair, as crop_offsets does."
+                )
             if _same_offsets(got, want):
                 continue
+            if _same_offsets(got, want, whole=False):
+                raise _Mistake(
+                    f"for a {height} x {width} input you returned {got!r}: offsets are whole pixels, so use "
+                    "integer division `//` (the crop takes the centre, rounding down)."
+                )
             raise _Mistake(
                 f"for a {height} x {width} input you returned {got!r}, expected {want!r}. Follow the "
                 "sizes through the network (conv1_1 pads 100, pools round down), then centre-crop: "
@@ -657,16 +838,7 @@ def check_training_step(fn: Callable[..., Any], *, raise_on_failure: bool = True
     """Check ``fn(model, optimizer, images, masks) -> loss``: one optimisation step with the pixel-wise
     cross-entropy that ignores void (255) pixels; the loss must be returned as a number or a 0-d tensor."""
 
-    def run() -> str:
-        lr = 0.5
-        model, images, masks = _tiny_batch()
-        stale = [torch.full_like(parameter, 3.0) for parameter in model.parameters()]
-        # The student's step, with stale gradients left over from "a previous step".
-        student = copy.deepcopy(model)
-        optimizer = torch.optim.SGD(student.parameters(), lr=lr)
-        for parameter, old in zip(student.parameters(), stale):
-            parameter.grad = old.clone()
-        before = [parameter.detach().clone() for parameter in student.parameters()]
+    def student_step(student: nn.Module, optimizer: torch.optim.Optimizer, images, masks) -> float:
         try:
             loss = fn(student, optimizer, images.clone(), masks.clone())
         except (IndexError, RuntimeError) as error:
@@ -679,39 +851,53 @@ def check_training_step(fn: Callable[..., Any], *, raise_on_failure: bool = True
         loss = _as_tensor(loss.detach() if isinstance(loss, torch.Tensor) else loss, "training_step")
         if loss.numel() != 1:
             raise _Mistake(f"training_step returned {loss.numel()} values; return the batch's mean loss (one number).")
+        return loss.item()
+
+    def run() -> str:
+        lr = 0.5
+        model, images, masks = _tiny_batch()
+        # The student's first step starts from a fresh model (no gradients yet), as in a training loop.
+        student = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(student.parameters(), lr=lr)
+        before = [parameter.detach().clone() for parameter in student.parameters()]
+        loss = student_step(student, optimizer, images, masks)
         correct = copy.deepcopy(model)
         want_loss = _reference_step(correct, images, masks, lr)
         after = list(student.parameters())
         if all(torch.equal(a, b) for a, b in zip(after, before)):
             raise _Mistake("the weights did not change: call loss.backward() and then optimizer.step().")
-        if abs(loss.item() - want_loss) > 1e-5:
+        if abs(loss - want_loss) > 1e-5:
             raise _Mistake(
-                f"the loss was {loss.item():.5f}, expected {want_loss:.5f} for "
+                f"the loss was {loss:.5f}, expected {want_loss:.5f} for "
                 "F.cross_entropy(model(images), masks, ignore_index=255). Return the loss computed "
                 "before the step, averaged over the non-void pixels."
             )
-        if _params_close(after, correct.parameters()):
-            # The step is right; does the loss go down over a few steps too?
-            losses = [loss.item()] + [
-                _as_tensor(fn(student, optimizer, images, masks), "training_step").item() for _ in range(5)
-            ]
-            if not losses[-1] < losses[0]:
-                raise _Mistake(f"the loss did not decrease over six steps ({losses[0]:.4f} -> {losses[-1]:.4f}).")
-            return (
-                f"one step matches SGD on the cross-entropy without void, and the loss falls "
-                f"{losses[0]:.3f} -> {losses[-1]:.3f}."
-            )
-        accumulated = copy.deepcopy(model)
-        _reference_step(accumulated, images, masks, lr, stale_grad=stale)
-        if _params_close(after, accumulated.parameters()):
+        if not _params_close(after, correct.parameters()):
             raise _Mistake(
-                "the step used gradients left over from an earlier step: call optimizer.zero_grad() "
-                "before loss.backward(), or the gradients add up from step to step."
+                "the weights changed, but not as one SGD step on F.cross_entropy(model(images), masks, "
+                "ignore_index=255) would change them: compute that loss, call backward(), then optimizer.step()."
             )
-        raise _Mistake(
-            "the weights changed, but not as one SGD step on F.cross_entropy(model(images), masks, "
-            "ignore_index=255) would change them: zero the gradients, compute that loss, "
-            "call backward(), then optimizer.step()."
+        # The second step: the gradients of the first must not leak into it. Zeroing them before the
+        # backward pass or after the step both work; forgetting to zero them adds them up.
+        first_gradients = [parameter.grad.clone() for parameter in correct.parameters()]
+        clean, accumulated = copy.deepcopy(correct), copy.deepcopy(correct)
+        _reference_step(clean, images, masks, lr)
+        _reference_step(accumulated, images, masks, lr, stale_grad=first_gradients)
+        student_step(student, optimizer, images, masks)
+        if not _params_close(student.parameters(), clean.parameters()):
+            if _params_close(student.parameters(), accumulated.parameters()):
+                raise _Mistake(
+                    "the first step was right, but the second used the first step's gradients too: call "
+                    "optimizer.zero_grad() in every step (before loss.backward()), or the gradients add up."
+                )
+            raise _Mistake("the first step was right, but the second was not: each call must be one whole step.")
+        # The step is right; does the loss go down over a few more steps too?
+        losses = [loss] + [student_step(student, optimizer, images, masks) for _ in range(5)]
+        if not losses[-1] < losses[0]:
+            raise _Mistake(f"the loss did not decrease over seven steps ({losses[0]:.4f} -> {losses[-1]:.4f}).")
+        return (
+            f"two steps match SGD on the cross-entropy without void, and the loss falls "
+            f"{losses[0]:.3f} -> {losses[-1]:.3f}."
         )
 
     return _report("training_step", run, raise_on_failure)
@@ -732,17 +918,20 @@ def _fmt(values: torch.Tensor) -> str:
     return "[" + ", ".join("nan" if math.isnan(v) else f"{v:.3f}" for v in values.flatten().tolist()) + "]"
 
 
-def _same_offsets(got: Any, want: Any) -> bool:
-    """Offsets compare equal as nested dicts / sequences of ints, whatever container the student chose."""
+def _same_offsets(got: Any, want: Any, whole: bool = True) -> bool:
+    """Offsets compare equal as nested dicts / sequences of whole numbers, whatever container the student chose
+    (tuples, lists, numpy arrays, tensors). ``whole=False``: truncate fractions (``/`` instead of ``//``)."""
+    got = _plain(got)
     if isinstance(want, dict):
-        return isinstance(got, dict) and set(got) == set(want) and all(_same_offsets(got[k], want[k]) for k in want)
+        return (
+            isinstance(got, dict) and set(got) == set(want) and all(_same_offsets(got[k], want[k], whole) for k in want)
+        )
     if isinstance(want, (list, tuple)):
         return (
             isinstance(got, (list, tuple))
             and len(got) == len(want)
-            and all(_same_offsets(g, w) for g, w in zip(got, want))
+            and all(_same_offsets(g, w, whole) for g, w in zip(got, want))
         )
-    try:
-        return int(got) == int(want)
-    except (TypeError, ValueError):
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
         return False
+    return (got if whole else int(got)) == want and (not whole or float(got).is_integer())

@@ -367,3 +367,125 @@ def test_training_step_mistakes():
     expect(checks.check_training_step(void_not_ignored), False, "ignore_index=255")
     expect(checks.check_training_step(void_as_background), False, "non-void")
     expect(checks.check_training_step(no_step), False, "optimizer.step()")
+
+
+# --- answers in other styles and mistakes found by an audit of the checkers (2026-11-25) ----------------
+
+
+def test_numpy_and_tensor_answers_count_as_numbers():
+    expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: np.floor_divide(s + 2 * p - k, st) + 1), True)
+    expect(checks.check_upsampled_size(lambda s, k, st, p=0: np.int64((s - 1) * st - 2 * p + k)), True)
+    kernel = lambda f: 2 * f - f % 2  # noqa: E731
+    expect(checks.check_exact_upsampling(lambda f: np.array([kernel(f), f, (kernel(f) - f) // 2])), True)
+    expect(checks.check_exact_upsampling(lambda f: tuple(torch.tensor([kernel(f), f, (kernel(f) - f) // 2]))), True)
+    model = build_model("fcn8s", 2, preset="original", width=0.0625)
+
+    def as_arrays(h, w):
+        return {key: np.array(value) for key, value in crop_offsets(model, (h, w)).items()}
+
+    expect(checks.check_crop_offsets(as_arrays), True)
+
+
+def test_a_hint_is_named_only_when_it_explains_every_case():
+    # forgetting the + 1 equals "padding once" on the first case; the hint must name the + 1
+    expect(checks.check_conv_output_size(lambda s, k, st=1, p=0: (s + 2 * p - k) // st), False, "add 1")
+    expect(checks.check_exact_upsampling(lambda f: (2 * f + 1 if f % 2 else 2 * f, f, (f + 1) // 2)), False, "odd one")
+
+
+def test_crop_offsets_are_whole_pixels_in_a_dict():
+    model = build_model("fcn8s", 2, preset="original", width=0.0625)
+
+    def halves(h, w):  # `/` instead of `//`: 5.5 must not count as 5
+        return {key: tuple(v + 0.5 for v in value) for key, value in crop_offsets(model, (h, w)).items()}
+
+    expect(checks.check_crop_offsets(halves), False, "`//`")
+    expect(checks.check_crop_offsets(lambda h, w: (5, 5)), False, "a dict with the keys")
+
+
+def test_metrics_pass_ignore_index_and_pool_the_batch():
+    def hard_coded_void(prediction, target, n_classes, ignore_index=255):
+        keep = target != 255
+        index = n_classes * target[keep] + prediction[keep]
+        return torch.bincount(index, minlength=n_classes**2).reshape(n_classes, n_classes)
+
+    expect(checks.check_confusion_matrix(hard_coded_void), False, "ignore_index=7")
+
+    def mean_of_images(prediction, target, ignore_index=255):
+        if prediction.dim() == 1 or prediction.dim() == 2:
+            keep = target != ignore_index
+            return (prediction[keep] == target[keep]).double().mean().item()
+        return float(np.mean([mean_of_images(p, t, ignore_index) for p, t in zip(prediction, target)]))
+
+    expect(checks.check_pixel_accuracy(mean_of_images), False, "pool the non-void pixels")
+
+    def changes_its_input(prediction, target, ignore_index=255):
+        keep = target != ignore_index
+        target[~keep] = 0  # right answer, but the caller's labels are gone
+        return (prediction[keep] == target[keep]).double().mean().item()
+
+    expect(checks.check_pixel_accuracy(changes_its_input), False, "changed a tensor it was given")
+
+
+def test_polyp_fraction_mistakes_on_void_and_other_classes():
+    expect(checks.check_polyp_fraction(lambda m: (m == 1).sum().item() / (m != 255).sum().item()), False, "nan")
+    expect(checks.check_polyp_fraction(lambda m: (m[m != 255] > 0).float().mean()), False, "Class 2 is not a polyp")
+    expect(checks.check_polyp_fraction(lambda m: (m == 1).sum() // (m != 255).sum()), False, "Integer division")
+
+
+def test_random_crop_checks_dtypes_one_sided_small_frames_and_the_generator():
+    def float_mask(image, mask, size, generator):
+        image_crop, mask_crop = random_crop(image, mask, size, generator)
+        return image_crop, mask_crop.float()
+
+    def unguarded_padding(image, mask, size, generator):  # a negative pad cuts the long side
+        if mask.shape[0] < size or mask.shape[1] < size:
+            bottom, right = size - mask.shape[0], size - mask.shape[1]
+            image, mask = F.pad(image, (0, right, 0, bottom)), F.pad(mask, (0, right, 0, bottom), value=255)
+        return random_crop(image, mask, size, generator)
+
+    def python_random(image, mask, size, generator):  # ignores the generator: two seeds agree by chance at times
+        import random
+
+        top, left = random.randint(0, mask.shape[0] - size), random.randint(0, mask.shape[1] - size)
+        return image[:, top : top + size, left : left + size], mask[top : top + size, left : left + size]
+
+    def height_for_both(image, mask, size, generator):
+        bottom, right = max(size - mask.shape[0], 0), max(size - mask.shape[1], 0)
+        image, mask = F.pad(image, (0, right, 0, bottom)), F.pad(mask, (0, right, 0, bottom), value=255)
+        top = int(torch.randint(mask.shape[0] - size + 1, (1,), generator=generator))
+        left = int(torch.randint(min(mask.shape) - size + 1, (1,), generator=generator))
+        return image[:, top : top + size, left : left + size], mask[top : top + size, left : left + size]
+
+    def no_padding(image, mask, size, generator):
+        top = int(torch.randint(mask.shape[0] - size + 1, (1,), generator=generator))
+        left = int(torch.randint(mask.shape[1] - size + 1, (1,), generator=generator))
+        return image[:, top : top + size, left : left + size], mask[top : top + size, left : left + size]
+
+    expect(checks.check_random_crop(float_mask), False, "torch.int64")
+    expect(checks.check_random_crop(unguarded_padding), False, "5 x 12")
+    for _ in range(20):
+        expect(checks.check_random_crop(python_random), False, "generator=generator")
+    expect(checks.check_random_crop(height_for_both), False, "left took the values [0, 1, 2]")
+    expect(checks.check_random_crop(no_padding), False, "must be padded first")
+
+
+def test_bilinear_kernel_with_different_channel_counts():
+    def diagonal_of_in_channels(in_channels, out_channels, kernel_size):
+        weight = torch.zeros(in_channels, out_channels, kernel_size, kernel_size)
+        for channel in range(in_channels):
+            weight[channel, channel] = bilinear_kernel(1, 1, kernel_size)[0, 0]
+        return weight
+
+    expect(checks.check_bilinear_kernel(diagonal_of_in_channels), False, "min(in_channels, out_channels)")
+    expect(checks.check_bilinear_kernel(lambda i, o, k: bilinear_kernel(o, i, k)), False, "has shape (5, 3, 4, 4)")
+
+
+def test_training_step_may_zero_the_gradients_after_the_step():
+    def zero_at_the_end(model, optimizer, images, masks):
+        loss = F.cross_entropy(model(images), masks, ignore_index=255)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    expect(checks.check_training_step(zero_at_the_end), True, "two steps match")
