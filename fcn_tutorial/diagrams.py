@@ -159,7 +159,7 @@ def draw_fcn8s(
                 label,
                 ha="center",
                 va="center",
-                fontsize=7,
+                fontsize=8,
                 color=colour,
                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8},
             )
@@ -178,11 +178,11 @@ def draw_fcn8s(
         )
         label = f"{name}\n{feature_map.size}" + (f"\n1/{feature_map.stride}" if feature_map.stride > 1 else "")
         if y == 1:  # score layers: the label to the left, clear of the arrows
-            ax.text(x - box_width / 2 - 0.05, y, label, ha="right", va="center", fontsize=7)
+            ax.text(x - box_width / 2 - 0.05, y, label, ha="right", va="center", fontsize=8)
         elif y == 2 or name == "output":
-            ax.text(x, y + height / 2 + 0.04, label, ha="center", va="bottom", fontsize=7)
+            ax.text(x, y + height / 2 + 0.04, label, ha="center", va="bottom", fontsize=8)
         else:
-            ax.text(x, y - height / 2 - 0.04, label, ha="center", va="top", fontsize=7)
+            ax.text(x, y - height / 2 - 0.04, label, ha="center", va="top", fontsize=8)
 
     # The downsampling path: VGG16's five stages of 3 x 3 convolutions, each ending in a 2 x 2 max pooling.
     path = ["input", "pool1", "pool2", "pool3", "pool4", "pool5"]

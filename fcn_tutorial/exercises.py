@@ -106,6 +106,12 @@ def _changed_inputs(what: str) -> _Mistake:
     )
 
 
+def _name(fn: Callable[..., Any], default: str) -> str:
+    """The name the student gave the function (``my_bilinear_kernel``), else the exercise's."""
+    name = getattr(fn, "__name__", "")
+    return name if name.isidentifier() else default
+
+
 def _as_tensor(value: Any, what: str) -> torch.Tensor:
     if value is None:
         raise _Mistake(f"{what} returned None; did you forget the `return`?")
@@ -710,13 +716,15 @@ def check_bilinear_kernel(fn: Callable[[int, int, int], Any], *, raise_on_failur
     convolution do bilinear upsampling (shape ``in x out x k x k``, channel c copied to channel c)."""
     from fcn_tutorial.models import bilinear_kernel
 
+    name = _name(fn, "bilinear_kernel")
+
     def run() -> str:
         shapes = [(2, 2, 4), (3, 3, 16), (2, 2, 3), (21, 21, 64), (1, 1, 5), (3, 5, 4), (4, 2, 3)]
         for in_channels, out_channels, kernel_size in shapes:
             want = torch.as_tensor(bilinear_kernel(in_channels, out_channels, kernel_size), dtype=torch.float64)
-            call = f"bilinear_kernel({in_channels}, {out_channels}, {kernel_size})"
+            call = f"{name}({in_channels}, {out_channels}, {kernel_size})"
             try:
-                got = _as_tensor(fn(in_channels, out_channels, kernel_size), "bilinear_kernel")
+                got = _as_tensor(fn(in_channels, out_channels, kernel_size), name)
             except IndexError as error:
                 if in_channels == out_channels:
                     raise
@@ -760,7 +768,7 @@ def check_bilinear_kernel(fn: Callable[[int, int, int], Any], *, raise_on_failur
             )
         return "the kernels match for odd and even sizes and several channel counts."
 
-    return _report("bilinear_kernel", run, raise_on_failure)
+    return _report(name, run, raise_on_failure)
 
 
 def check_crop_offsets(fn: Callable[[int, int], Any], *, raise_on_failure: bool = True) -> CheckResult:
@@ -769,6 +777,7 @@ def check_crop_offsets(fn: Callable[[int, int], Any], *, raise_on_failure: bool 
     from fcn_tutorial.models import build_model, crop_offsets
 
     model = build_model("fcn8s", 2, preset="original", width=0.0625)
+    name = _name(fn, "crop_offsets")
 
     def run() -> str:
         sizes = [(224, 224), (500, 574), (288, 384), (530, 622), (100, 100)]
@@ -776,7 +785,7 @@ def check_crop_offsets(fn: Callable[[int, int], Any], *, raise_on_failure: bool 
             want = crop_offsets(model, (height, width))
             got = fn(height, width)
             if got is None:
-                raise _Mistake("crop_offsets returned None; did you forget the `return`?")
+                raise _Mistake(f"{name} returned None; did you forget the `return`?")
             if not isinstance(got, dict) or set(got) != set(want):
                 keys = sorted(got) if isinstance(got, dict) else type(got).__name__
                 raise _Mistake(
@@ -797,7 +806,7 @@ def check_crop_offsets(fn: Callable[[int, int], Any], *, raise_on_failure: bool 
             )
         return f"offsets match for {len(sizes)} input sizes."
 
-    return _report("crop_offsets", run, raise_on_failure)
+    return _report(name, run, raise_on_failure)
 
 
 # --- training -----------------------------------------------------------------------------------------

@@ -68,6 +68,22 @@ class Profile:
             f"{crops}, batch {t.get('batch_size')}, {epochs} epochs for FCN-32s + 16s + 8s)"
         )
 
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """How a notebook shows a profile: a few short lines instead of one very long ``Profile(...)``."""
+        if cycle:
+            printer.text("Profile(...)")
+            return
+        import textwrap
+
+        values = ", ".join(f"{key}={value!r}" for key, value in self.training.items())
+        lines = [f"Profile {self.name!r} on {self.device!r}", "  training:"]
+        lines += textwrap.wrap(values, width=76, initial_indent="    ", subsequent_indent="    ")
+        lines += ["  stages:"] + [
+            f"    {model}: " + ", ".join(f"{key}={value!r}" for key, value in stage.items())
+            for model, stage in self.stages.items()
+        ]
+        printer.text("\n".join(lines))
+
     def training_options(self, **overrides: Any) -> dict[str, Any]:
         """This profile's ``TrainConfig`` values on this device, with ``overrides`` on top."""
         return {**self.training, "device": self.device, **overrides}

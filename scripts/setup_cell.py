@@ -43,6 +43,9 @@ import os
 import subprocess
 import sys
 
+# The book's own files (its results/ folder), for a chapter opened without the repository beside it (Colab).
+BOOK_FILES = "{raw}/{branch}/book"
+
 
 def pip_install(spec):
     """Install ``spec`` with pip; return None when it worked, else pip's last line of output."""
@@ -109,7 +112,8 @@ def package_version(init_path: Path = REPO / "fcn_tutorial" / "__init__.py") -> 
 def setup_cell_source(config_path: Path = REPO / "_config.yml", version: str | None = None) -> str:
     """The set-up cell's code: pins ``version`` (default: the package's); falls back to the configured repository."""
     url, branch = repository(config_path)
-    return TEMPLATE.format(version=version or package_version(), url=url, branch=branch)
+    raw = url.replace("https://github.com/", "https://raw.githubusercontent.com/", 1)
+    return TEMPLATE.format(version=version or package_version(), url=url, branch=branch, raw=raw)
 
 
 def check_repository(expected: str, config_path: Path = REPO / "_config.yml") -> str | None:

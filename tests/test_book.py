@@ -309,3 +309,42 @@ def test_no_solution_text_anywhere_on_the_site():
         if found:
             leaks[str(path.relative_to(SITE))] = found[:3]
     assert not leaks, json.dumps(leaks, indent=1)
+
+
+def test_chapter_6_fetches_its_results_from_the_repository_when_opened_alone(tmp_path, monkeypatch):
+    """On Colab only the notebook is there: the 30-minute results come from the book's repository (a local
+    server standing in for it), into the same results/ folder, and read as the repository's own files."""
+    import functools
+    import http.server
+    import threading
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    notebook = nbformat.read(REPO / "book" / "06_training.ipynb", as_version=4)
+    [cell] = [cell for cell in notebook.cells if cell.cell_type == "code" and "RESULTS, SEEDS" in cell.source]
+    setup = notebook.cells[0].source
+    url, branch = setup_cell.repository()
+    assert f'BOOK_FILES = "{url.replace("github.com", "raw.githubusercontent.com")}/{branch}/book"' in setup
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(REPO / "book"))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.chdir(tmp_path)  # no results/ here
+    from fcn_tutorial.history import plot_history
+
+    namespace = {"Path": Path, "json": json, "plot_history": plot_history}
+    namespace["BOOK_FILES"] = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        exec(compile(cell.source, "chapter 6", "exec"), namespace)
+    finally:
+        server.shutdown()
+    for seed in namespace["SEEDS"]:
+        mine = json.loads((REPO / "book" / "results" / "cpu-30min" / f"seed{seed}.json").read_text(encoding="utf-8"))
+        assert namespace["quality"][seed] == mine
+    assert sorted(path.name for path in (tmp_path / "results" / "cpu-30min").iterdir()) == [
+        f"seed{seed}.json" for seed in namespace["SEEDS"]
+    ]
+    assert sorted(path.name for path in (REPO / "book" / "results" / "cpu-30min").glob("seed*.json")) == [
+        f"seed{seed}.json" for seed in namespace["SEEDS"]
+    ]  # the chapter names every seed that was run

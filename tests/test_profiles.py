@@ -74,3 +74,14 @@ def test_full_profile_estimate_is_derived_from_flops():
     assert "T4" in text and "TFLOP/s" in text and "min for the three stages" in text
     # 40 epochs x 657 frames x 3 x the paper FCN-32s's 125.3 GFLOPs per 224 x 224 crop at 8 TFLOP/s: 20.6 min
     assert "fcn32s 21 min" in text
+
+
+def test_a_notebook_shows_a_profile_in_short_lines():
+    from IPython.lib.pretty import pretty
+
+    from fcn_tutorial.profiles import current_profile
+
+    shown = pretty(current_profile("quick", device="cpu"))
+    assert shown.startswith("Profile 'quick' on 'cpu'")
+    assert all(len(line) <= 80 for line in shown.splitlines())
+    assert "fcn8s: epochs=" in shown and "width=" in shown

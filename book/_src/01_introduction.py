@@ -21,7 +21,7 @@
 # practical.
 #
 # **Who this book is for.** Readers who know some Python and NumPy and have met a convolutional
-# network for image classification (a course, a tutorial, or chapters 7 and 8 of d2l.ai). No medical
+# network for image classification (a course, a tutorial, or chapters 7 and 8 of [d2l.ai](https://d2l.ai)). No medical
 # background is needed, and no earlier segmentation experience.
 #
 # **What you will be able to do.** By the end you will be able to
@@ -74,7 +74,8 @@ profile
 # %% [markdown]
 # ## Where this book comes from
 #
-# In 2017 a tutorial on FCNs for 2D segmentation trained an FCN-8 network on colonoscopy frames.
+# In 2017 a tutorial on FCNs for 2D segmentation {cite}`lisa2017fcn` trained an FCN-8 network on colonoscopy
+# frames.
 # It was written for Python 2 with Theano and Lasagne, two libraries that are no longer maintained,
 # so it no longer runs. Its ideas have aged well, though: it moved from classification to
 # segmentation, built FCN-32, FCN-16 and FCN-8 on top of VGG16 {cite}`simonyan2015vgg`, scored the

@@ -226,7 +226,7 @@ ax.set_xlim(0, 584)
 ax.set_ylim(488, 0)
 ax.set_aspect("equal")
 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05), ncol=1, frameon=False, fontsize=9)
-ax.set_title("conv1_1 sees a 488 x 584 canvas")
+ax.set_title("conv1_1 reads a 488 x 584 canvas\n(its output, and its successors', 486 x 582)", fontsize=10)
 plt.tight_layout()
 plt.show()
 
@@ -415,6 +415,9 @@ plt.show()
 # %% [markdown]
 # The upsampled map is smooth where the coarse one was blocky: each output pixel blends its four nearest coarse
 # cells. Its edge is soft, but it lies where the true edge is; thresholding it at 0.5 gives back a good outline.
+# The printed sizes differ by a few pixels where a side of the mask is not a multiple of 8: the 1/8 grid keeps
+# only whole cells, and this kernel (16, stride 8, padding 4) makes exactly 8 pixels of each cell. Scoring
+# resizes the scores to each mask's full size anyway; exercise 2 below asks which kernels make the size exact.
 #
 # ### Learned or fixed?
 #

@@ -327,6 +327,7 @@ ax_hist.axvline(pooled, color="black", linestyle="--", label=f"whole split {pool
 ax_hist.axvline(per_image_polyp.mean(), color="#e76f51", label=f"mean per image {per_image_polyp.mean():.2f}")
 ax_hist.set_xlabel("polyp Jaccard of one image")
 ax_hist.set_ylabel("images")
+ax_hist.yaxis.get_major_locator().set_params(integer=True)  # whole numbers of images
 ax_hist.legend()
 ax_size.scatter(polyp_share, per_image_polyp, s=12, color="#264653")
 ax_size.set_xlabel("polyp share of the frame")

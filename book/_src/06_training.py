@@ -96,7 +96,7 @@ Code(inspect.getsource(engine.train_one_epoch), language="python")
 #   `"ce+dice-per-image"` (this chapter's quick profile and the CPU recipe below) computes that Dice for each
 #   frame and averages, so a small polyp counts as much as a large one. `"ce+lovasz"` trains a convex
 #   stand-in for each frame's Jaccard itself, the Lovász-softmax loss {cite}`berman2018lovasz`; on these frames
-#   it did worse than Dice per frame (the README's table of levers).
+#   it did worse than Dice per frame ([the README's table of levers](https://github.com/fcn-tutorial/fcn-tutorial#what-each-lever-gave-30-minute-runs)).
 # * A NaN or infinite loss stops training *before* the weights change, so the last checkpoint stays good. Under
 #   `torchrun` the processes agree first (`all_reduce_sum`), so that all of them stop at the same batch.
 # * `zero_grad`, `backward`, `step`: the usual three; with fp16 the gradient scaler wraps the last two.
@@ -187,7 +187,7 @@ for device_type, amp, bf16, machine in cases:
 
 # %% [markdown]
 # On a CPU, `auto` picks bfloat16 where the CPU has native bfloat16 instructions (AVX-512 BF16 or AMX;
-# `fcn_tutorial.precision.cpu_supports_bf16()` tells you). There it pays off handsomely: the README measured
+# `fcn_tutorial.precision.cpu_supports_bf16()` tells you). There it pays off handsomely: [the README](https://github.com/fcn-tutorial/fcn-tutorial#speed) measured
 # FCN-8s training 2.0 times faster with bf16 autocast than in float32 on the 2-core CPU these pages were built
 # on. On older CPUs bfloat16 is emulated and gains little, so `auto` stays in float32 there. `amp="none"` always
 # trains in float32, as the 2017 recipe did. Colab's free T4 gets float16 with a scaler; an A100 or H100 gets
@@ -263,7 +263,7 @@ for title, config in configs.items():
 # safe to re-run: a stage whose run finished (its folder holds `val.json`, written when training has ended and
 # the best epoch is scored) is not trained again, and a run that was interrupted (`last.pt` but no `val.json`) resumes where it stopped.
 
-# %%
+# %% tags=["wrap-output"]
 import time
 
 for title, config in configs.items():
@@ -281,7 +281,7 @@ for title, config in configs.items():
 # Every epoch wrote one line in the 2017 format to the run's `train.log`. Here are the first and the last lines
 # of the FCN-8s stage:
 
-# %%
+# %% tags=["wrap-output"]
 log_lines = (RUNS / "fcn8s" / "train.log").read_text(encoding="utf-8").splitlines()
 print("\n".join(log_lines[:3] + ["..."] + log_lines[-3:]))
 
@@ -295,19 +295,22 @@ print("\n".join(log_lines[:3] + ["..."] + log_lines[-3:]))
 # shape of each curve, not their heights:
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 offset = 0
-for title, name in VARIANTS.items():
+for (title, name), colour in zip(VARIANTS.items(), ["tab:blue", "tab:orange", "tab:green"]):
     history = read_history(RUNS / name / "history.csv")
     epochs = [offset + row["epoch"] for row in history]
-    axes[0].plot(epochs, [row["train_loss"] for row in history], label=f"{title} training (CE + Dice)")
-    axes[0].plot(epochs, [row["val_loss"] for row in history], "--", label=f"{title} validation (CE)")
-    axes[1].plot(epochs, [row["val_jaccard_1"] for row in history], marker="o", markersize=3, label=title)
+    axes[0].plot(epochs, [row["train_loss"] for row in history], color=colour, label=title)
+    axes[0].plot(epochs, [row["val_loss"] for row in history], "--", color=colour)
+    axes[1].plot(epochs, [row["val_jaccard_1"] for row in history], marker="o", markersize=3, color=colour,
+                 label=title)
     offset = epochs[-1]
+axes[0].plot([], [], "k-", label="training (CE + Dice)")
+axes[0].plot([], [], "k--", label="validation (CE)")
 axes[0].set(xlabel="epoch (stages one after the other)", ylabel="loss")
 axes[1].set(xlabel="epoch (stages one after the other)", ylabel="validation polyp Jaccard", ylim=(0, 1))
-axes[0].legend(fontsize=7, ncol=3)
-axes[1].legend(fontsize=8)
+axes[0].legend(fontsize=8, loc="upper right")
+axes[1].legend(fontsize=8, loc="upper left")
 fig.suptitle(f"staged training, {profile.name} profile on {profile.device}")
 fig.tight_layout()
 plt.show()
@@ -464,7 +467,7 @@ plt.show()
 # ## Thirty minutes on a CPU
 #
 # The quick profile trains for minutes. Given half an hour, the same kind of network does much better. The
-# runs below are the README's CPU recipe: FCN-8s trained from scratch (compact preset, a quarter of VGG16's
+# runs below are [the README's CPU recipe](https://github.com/fcn-tutorial/fcn-tutorial#a-cpu-quality-run-on-real-kvasir-seg-issue-10): FCN-8s trained from scratch (compact preset, a quarter of VGG16's
 # width, batch norm, bfloat16) on all 657 training frames resized to a shorter side of 256 pixels, with flips
 # and zooms, cross-entropy + Dice per frame, Adam with a cosine schedule of 100 epochs, and a moving average of
 # the weights; to save time it validates every other epoch (`--val-every 2`, so the curves have a point every
@@ -477,9 +480,13 @@ plt.show()
 # instead of training again:
 
 # %%
-RESULTS = Path("results") / "cpu-30min"
-quality = {int(path.stem[4:]): json.loads(path.read_text(encoding="utf-8"))
-           for path in sorted(RESULTS.glob("seed*.json"))}  # seed0.json, seed1.json, ...
+from fcn_tutorial.data.download import download_file
+
+RESULTS, SEEDS = Path("results") / "cpu-30min", (0, 1, 2)
+for seed in SEEDS:  # opened without the repository (on Colab): fetch the files from the book's repository
+    if not (RESULTS / f"seed{seed}.json").is_file():
+        download_file(f"{BOOK_FILES}/results/cpu-30min/seed{seed}.json", RESULTS / f"seed{seed}.json", progress=False)
+quality = {seed: json.loads((RESULTS / f"seed{seed}.json").read_text(encoding="utf-8")) for seed in SEEDS}
 print("fcn-tutorial train", quality[0]["recipe"].replace("--no-progress", "--seed 0 --out runs/kvasir-cpu"))
 print("fcn-tutorial threshold runs/kvasir-cpu/best.pt --split val --tta")
 print(f"fcn-tutorial evaluate runs/kvasir-cpu/best.pt --split test --tta --threshold {quality[0]['threshold']}")
@@ -508,17 +515,20 @@ print(f"the threshold chosen on validation changed test polyp J by {min(gains):+
 # validation polyp Jaccard of that epoch's weight average, and the test polyp Jaccard over the whole split and
 # averaged image by image, with flip test-time augmentation; the last column is the test split at the argmax's
 # 0.5. The last line compares those two test columns: the threshold that validation chose helped every seed.
+#
 # The curves show what the quick profile only begins: the validation polyp Jaccard climbs for tens of
 # epochs while the training loss falls, then flattens as the cosine schedule brings the learning rate to zero.
 # Its first dozen epochs at zero are not a network that learns nothing: validation scores the moving average
 # of the weights, and with a decay of 0.998 that average spans about 500 steps (six epochs) and starts from
 # the random first weights, so it calls every pixel background until the average has caught up.
+#
 # The seeds differ by a few hundredths on both splits: with 78 validation and 66 test frames, a few hard
 # polyps found or missed shift the whole-split Jaccard that much. That is why the recipe was run with several
 # seeds, and why a change is worth keeping only when it beats this spread or wins seed by seed (Dice per
 # frame, in the README's notes, won on validation for every seed). Frames from other hospitals will
 # probably score lower: the split is by frame, not by patient. The README's notes list what else was tried in
-# the same half hour and what each change gave.
+# the same half hour and what each change gave:
+# [what each lever gave](https://github.com/fcn-tutorial/fcn-tutorial#what-each-lever-gave-30-minute-runs).
 #
 # ## Training on Colab
 #
@@ -578,7 +588,7 @@ coarser = None
 for name in VARIANTS.values():
     config = full.stage_config(name, data="kvasir-seg", download=coarser is None, out=f"runs/{name}",
                                init_from=f"runs/{coarser}/best.pt" if coarser else None)
-    print(train_command(config, width=110))
+    print(train_command(config, width=78))
     coarser = name
 
 # %% [markdown]
