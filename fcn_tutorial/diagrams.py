@@ -254,7 +254,7 @@ def draw_transposed_convolution(stride: int = 2, *, seed: int = 0) -> Figure:
     kernel_size = 2 * stride
     bilinear = bilinear_kernel(1, 1, kernel_size)[0, 0]
     arbitrary = torch.rand(kernel_size, kernel_size, generator=torch.Generator().manual_seed(seed))
-    fig, axes = plt.subplots(1, 4, figsize=(10, 2.9), dpi=100)
+    fig, axes = plt.subplots(1, 4, figsize=(10, 3.3), dpi=100)
 
     for ax, kernel, title in [(axes[0], arbitrary, "any kernel"), (axes[1], bilinear, "bilinear kernel")]:
         response = one_pixel_response(kernel, stride)
@@ -269,7 +269,7 @@ def draw_transposed_convolution(stride: int = 2, *, seed: int = 0) -> Figure:
                 (corner, corner), kernel_size, kernel_size, fill=False, edgecolor="#e76f51", lw=1.5, linestyle="--"
             )
         )
-        ax.set_title(f"input pixel (1, 1) of a 3x3 map,\n{title}: {size}x{size} output", fontsize=8)
+        ax.set_title(f"input pixel (1, 1) of a 3x3 map,\n{title}: {size}x{size} output", fontsize=9.5)
         ax.set_xticks([])
         ax.set_yticks([])
 
@@ -290,16 +290,20 @@ def draw_transposed_convolution(stride: int = 2, *, seed: int = 0) -> Figure:
     ax.plot(centres, values.numpy(), "-", lw=0.8, color="#e76f51")
     ax.plot(centres, values.numpy(), "s", color="#e76f51", label="input values")
     ax.plot(range(len(outputs)), outputs.numpy(), "o", markersize=3, color="#2a9d8f", label="output = sum of tents")
-    ax.set_title(f"1D, stride {line_stride}: the tents (dashed) add\nup to linear interpolation", fontsize=8)
-    ax.set_xlabel("output pixel", fontsize=7)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6, loc="lower center")
+    ax.set_title(
+        f"1D, stride {line_stride} (wider tents): the\ntents (dashed) add up to\nlinear interpolation", fontsize=9.5
+    )
+    ax.set_xlabel("output pixel", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.set_ylim(-0.55, 1.1)  # room for the legend below the curves
+    ax.set_yticks([0, 0.5, 1])
+    ax.legend(fontsize=8, loc="lower center", framealpha=0.9)
 
     padding = stride // 2
     coarse = torch.tensor([[0.0, 0.2, 0.0], [0.3, 1.0, 0.6], [0.0, 0.4, 0.1]])
     upsampled = F.conv_transpose2d(coarse[None, None], bilinear[None, None], stride=stride, padding=padding)[0, 0]
     axes[3].imshow(upsampled.numpy(), cmap="viridis", vmin=0, vmax=1)
-    axes[3].set_title(f"3x3 map -> {upsampled.shape[0]}x{upsampled.shape[1]},\nbilinear, stride {stride}", fontsize=8)
+    axes[3].set_title(f"3x3 map -> {upsampled.shape[0]}x{upsampled.shape[1]},\nbilinear, stride {stride}", fontsize=9.5)
     axes[3].set_xticks([])
     axes[3].set_yticks([])
     fig.tight_layout()
