@@ -348,3 +348,15 @@ def test_chapter_6_fetches_its_results_from_the_repository_when_opened_alone(tmp
     assert sorted(path.name for path in (REPO / "book" / "results" / "cpu-30min").glob("seed*.json")) == [
         f"seed{seed}.json" for seed in namespace["SEEDS"]
     ]  # the chapter names every seed that was run
+
+
+def test_every_figure_of_the_chapters_has_alt_text():
+    """A screen reader reads a figure's alt text: each code cell that draws one says what it shows."""
+    missing = []
+    for chapter in sorted((REPO / "book").glob("[0-9]*.ipynb")):
+        for index, cell in enumerate(nbformat.read(chapter, as_version=4).cells):
+            images = [o for o in cell.get("outputs", []) if any(k.startswith("image/") for k in o.get("data", {}))]
+            alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
+            if images and len(alt) < 20:
+                missing.append(f"{chapter.name} cell {index}")
+    assert not missing, f'figures without alt text (# %% mystnb={{"image": {{"alt": ...}}}}): {missing}'

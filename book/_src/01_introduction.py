@@ -176,7 +176,7 @@ for grey in [0, 12, 127, 128, 240, 255]:
 # %% [markdown]
 # Let us look at the frame and its mask side by side, and at the mask drawn over the frame.
 
-# %%
+# %% mystnb={"image": {"alt": "A Kvasir-SEG colonoscopy frame, its polyp mask in white on black, and the mask drawn over the frame"}}
 # %matplotlib inline
 import matplotlib.pyplot as plt
 

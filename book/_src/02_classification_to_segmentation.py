@@ -200,7 +200,7 @@ with torch.no_grad():
 # at deciding *what* is there. But a 9 x 12 map cannot hold a precise outline. To see how much is
 # lost, we average the frame and its mask over blocks of 2, 4, ... 32 pixels:
 
-# %%
+# %% mystnb={"image": {"alt": "The frame and its polyp mask averaged over blocks of 1, 2, 4, 8, 16 and 32 pixels: the outline turns blocky, and at 1/32 only a few grey cells are left"}}
 factors = [1, 2, 4, 8, 16, 32]
 polyp = (mask == 1).float()[None, None]
 fig, axes = plt.subplots(2, len(factors), figsize=(10, 3.6), dpi=100)
@@ -298,7 +298,7 @@ upsampled = {
 for name, result in upsampled.items():
     print(f"{name:16s} {tuple(result.shape[-2:])}  Jaccard {jaccard(result[0, 0] >= 0.5, mask == 1):.3f}")
 
-# %%
+# %% mystnb={"image": {"alt": "A coarse 1/32 polyp map and the same map upsampled to full size three ways, with the true outline in red: nearest neighbour gives blocks, bilinear interpolation and the bilinear transposed convolution the same smooth blob"}}
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.4), dpi=100)
 axes[0].imshow(coarse[0, 0], cmap="gray", vmin=0, vmax=1)
 axes[0].set_title("1/32 map (9x12)", fontsize=9)
@@ -357,7 +357,7 @@ sources = {"coarse scores only": coarse_scores, "fine scores only": fine_scores,
 for name, scores in sources.items():
     print(f"{name:22s} Jaccard {jaccard(scores_to_mask(scores, mask.shape), mask == 1):.3f}")
 
-# %%
+# %% mystnb={"image": {"alt": "Polyp scores from the coarse map alone, the fine map alone and their sum (the skip), and the masks they give, with the true outline in red"}}
 fig, axes = plt.subplots(2, 3, figsize=(9, 4.4), dpi=100)
 for column, (name, scores) in enumerate(sources.items()):
     axes[0, column].imshow(scores[0, 0], cmap="coolwarm", vmin=-4, vmax=4)
@@ -419,7 +419,7 @@ for layer in summary(segmenter, (1, 3, 288, 384)):
 # `compact` preset; chapter 4 shows where they matter. The same network as a picture, drawn by
 # `fcn_tutorial.diagrams` from a full-width compact FCN-8s (so with VGG16's real channel counts):
 
-# %%
+# %% mystnb={"image": {"alt": "Diagram of FCN-8s on a 288 x 384 frame: VGG16's five pooling stages on top, three 1x1 score layers in the middle, and the upsampling path at the bottom that adds the pool4 and pool3 scores"}}
 from fcn_tutorial.diagrams import draw_fcn8s
 
 fig = draw_fcn8s((288, 384), preset="compact")

@@ -273,7 +273,7 @@ synthetic = Polyps912(synthetic_root, "train")
 frame, frame_mask = synthetic[0]
 print(len(synthetic), "frames of", tuple(frame.shape), "| labels:", frame_mask.unique().tolist())
 
-# %%
+# %% mystnb={"image": {"alt": "Four synthetic frames, each with a smooth blob as its polyp, and their masks"}}
 from fcn_tutorial.plotting import show_pairs
 
 fig = show_pairs(synthetic, indices=range(4))
@@ -310,7 +310,7 @@ augmentations = {
     "colour jitter": v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05),
 }
 
-# %%
+# %% mystnb={"image": {"alt": "A frame with its polyp mask drawn over it, then the same pair after a random crop, a horizontal flip, a rotation, a zoom and a colour change: the mask moves with the frame every time"}}
 from fcn_tutorial.plotting import overlay
 
 torch.manual_seed(3)
@@ -352,7 +352,7 @@ for augmented_image, augmented_mask in samples:
     print("image", tuple(augmented_image.shape), augmented_image.dtype,
           "| mask", tuple(augmented_mask.shape), augmented_mask.dtype)
 
-# %%
+# %% mystnb={"image": {"alt": "Four augmented samples of one training pair, each with its polyp mask drawn over the frame"}}
 fig, axes = plt.subplots(1, 4, figsize=(8, 2.2), dpi=100)
 for axis, sample in zip(axes, samples):
     axis.imshow(overlay(*sample))
@@ -443,7 +443,7 @@ print(f"polyp share per frame: mean {fractions.mean():.1%}, median {np.median(fr
       f"smallest {fractions.min():.1%}, largest {fractions.max():.1%}")
 print(f"frames where the polyp covers under 5%: {(fractions < 0.05).mean():.0%}")
 
-# %%
+# %% mystnb={"image": {"alt": "Histogram of the polyp's share of each training frame, in percent, with the mean marked"}}
 fig, axis = plt.subplots(figsize=(7, 3), dpi=100)
 axis.hist(100 * fractions, bins=40, color="tab:red", alpha=0.8)
 axis.axvline(100 * fractions.mean(), color="black", linestyle="--", label=f"mean {fractions.mean():.1%}")
@@ -487,7 +487,7 @@ print("its Jaccard index for the polyp class: 0.0")
 # `fcn_tutorial.widgets.DataBrowser` shows frames with their masks. Its static form draws a few of
 # them, which is what this page shows:
 
-# %%
+# %% mystnb={"image": {"alt": "Four training frames with their polyp masks drawn over them"}}
 from fcn_tutorial.widgets import DataBrowser
 
 browser = DataBrowser(data.train)

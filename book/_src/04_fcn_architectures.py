@@ -156,7 +156,7 @@ print_head(fcn8s, (288, 384))
 # Each box is a map, labelled channels x height x width and its stride; the blue row is VGG16, the orange row
 # the three $1 \times 1$ score layers, the green row the upsampling path with its two sums.
 
-# %%
+# %% mystnb={"image": {"alt": "Diagram of FCN-8s on a 288 x 384 frame with the size of every map: the downsampling path, the score layers, the crops and the two sums of the upsampling path"}}
 from fcn_tutorial.diagrams import draw_fcn8s
 
 fig = draw_fcn8s((288, 384), model=fcn8s)
@@ -168,7 +168,7 @@ plt.close(fig)
 # $16 \times 16$ or $8 \times 8$ block of the frame. What can a map of each stride express? Average the polyp
 # mask over such blocks and call a block "polyp" when most of it is:
 
-# %%
+# %% mystnb={"image": {"alt": "The frame with the polyp drawn as blocks of 32, 16 and 8 pixels: only the 8-pixel blocks follow the polyp's outline"}}
 fig, axes = plt.subplots(1, 3, figsize=(10, 2.8))
 for ax, stride in zip(axes, [32, 16, 8]):
     blocks = F.avg_pool2d(polyp[None, None], kernel_size=stride, ceil_mode=True)
@@ -214,7 +214,7 @@ with torch.no_grad():
 # The figure shows the padded canvas of `conv1_1` (grey) around our frame. After all the pooling and
 # upsampling, the final crop keeps exactly the window over the frame (dashed).
 
-# %%
+# %% mystnb={"image": {"alt": "The frame inside the grey 100-pixel padding of conv1_1, with the dashed window that the final crop keeps"}}
 from matplotlib.patches import Rectangle
 
 fig, ax = plt.subplots(figsize=(5, 4))
@@ -358,7 +358,7 @@ print("formula:           ", ((10 - 1) * 32 + 64, (13 - 1) * 32 + 64))
 # and their sum is the straight line between the input values (away from the borders, where a tent has no
 # neighbour). The last panel is the same in two dimensions.
 
-# %%
+# %% mystnb={"image": {"alt": "Four panels: a transposed convolution copies a kernel for each input pixel (any kernel, then the bilinear one); in one dimension the overlapping tents add up to linear interpolation; a 3x3 map upsampled to 6x6"}}
 from fcn_tutorial.diagrams import draw_transposed_convolution
 
 fig = draw_transposed_convolution(stride=2)
@@ -372,7 +372,7 @@ plt.close(fig)
 # between each channel and itself, zero between different channels (scores of class 0 must not leak into
 # class 1).
 
-# %%
+# %% mystnb={"image": {"alt": "One row of the 16 x 16 bilinear kernel, a tent that rises to the centre and falls again, and the whole kernel as an image, brightest in the middle"}}
 kernel = bilinear_kernel(1, 1, 16)[0, 0]
 fig, (ax_tent, ax_kernel) = plt.subplots(1, 2, figsize=(8, 3))
 ax_tent.plot(range(16), kernel[7] / kernel[7].max(), marker="o")
@@ -390,7 +390,7 @@ plt.show()
 # shrink it to $1/8$ of its size (averaging $8 \times 8$ blocks, as a stride-8 score map would see it), and
 # upsample it again with this kernel:
 
-# %%
+# %% mystnb={"image": {"alt": "A frame, its polyp mask, the mask averaged to a blocky 1/8 grid, and the grid upsampled 8 times with the bilinear kernel: a soft version of the mask"}}
 from fcn_tutorial.data import load_polyp_data
 
 data = load_polyp_data()
@@ -480,7 +480,7 @@ for preset, width in [("paper", 1.0), ("original", 1.0), ("compact", 1.0), ("com
     costs[label] = [count_flops(model, size) / 1e9 for size in [(224, 224), (288, 384)]]
     print(f"FCN-8s {label:20} {costs[label][0]:7.1f} GFLOPs at 224 x 224, {costs[label][1]:7.1f} at 288 x 384")
 
-# %%
+# %% mystnb={"image": {"alt": "Bar chart of the GFLOPs of one FCN-8s forward pass for the paper, original and compact presets and the compact preset at width 0.25, at 224 x 224 and 288 x 384 pixels"}}
 fig, ax = plt.subplots(figsize=(8, 3))
 positions = torch.arange(len(costs))
 ax.bar(positions - 0.2, [c[0] for c in costs.values()], width=0.4, label="224 x 224")

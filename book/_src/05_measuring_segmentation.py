@@ -74,7 +74,7 @@ for target_row, prediction_row in zip(target.tolist(), prediction.tolist()):
 # A picture makes the three kinds of mistake-or-not visible: hits (true positives), false alarms (false
 # positives) and misses (false negatives).
 
-# %%
+# %% mystnb={"image": {"alt": "A small target mask, a prediction shifted one column and missing a row, and the outcome per pixel coloured as hits, false alarms and misses"}}
 outcome = torch.zeros(6, 8, dtype=torch.int64)          # 0: background called background
 outcome[(target == 1) & (prediction == 1)] = 1          # true positive
 outcome[(target == 0) & (prediction == 1)] = 2          # false positive
@@ -261,7 +261,7 @@ print(f"all-background predictor: pixel accuracy {lazy_scores.pixel_accuracy:.3f
 # must be clearly better than it. The frames with the smallest polyps show why such a lazy model can
 # look good on accuracy.
 
-# %%
+# %% mystnb={"image": {"alt": "Three frames with very small polyps, each titled with its polyp share and the high accuracy that calling everything background would get on it"}}
 smallest = polyp_share.argsort()[:3].tolist()
 fig, axes = plt.subplots(1, 3, figsize=(10, 3))
 for ax, index in zip(axes, smallest):
@@ -320,7 +320,7 @@ print(f"polyp Jaccard, median over images:     {per_image_polyp.median():.3f}")
 # The same predictions get two different scores. The histogram and the scatter plot below show where the gap
 # comes from.
 
-# %%
+# %% mystnb={"image": {"alt": "Left: histogram of the polyp Jaccard of each image, with the whole-split score and the mean per image marked. Right: each image's Jaccard against its polyp's size"}}
 fig, (ax_hist, ax_size) = plt.subplots(1, 2, figsize=(10, 3.4))
 ax_hist.hist(per_image_polyp, bins=20, range=(0, 1), color="#2a9d8f")
 ax_hist.axvline(pooled, color="black", linestyle="--", label=f"whole split {pooled:.2f}")

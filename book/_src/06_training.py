@@ -294,7 +294,7 @@ print("\n".join(log_lines[:3] + ["..."] + log_lines[-3:]))
 # minimises cross-entropy + Dice per frame, while validation reports the cross-entropy alone, so compare the
 # shape of each curve, not their heights:
 
-# %%
+# %% mystnb={"image": {"alt": "Training curves of the three stages one after the other: the training and validation losses fall within each stage, and the validation polyp Jaccard rises from FCN-32s to FCN-8s"}}
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 offset = 0
 for (title, name), colour in zip(VARIANTS.items(), ["tab:blue", "tab:orange", "tab:green"]):
@@ -369,7 +369,7 @@ print("each stage improves on the one it started from:",
 # and FCN-8s add finer feature maps and follow the outline more closely. Every prediction below goes through
 # `scoring.predict`, the same path as the scores above.
 
-# %%
+# %% mystnb={"image": {"alt": "Validation frames with their true masks and the masks predicted by FCN-32s, FCN-16s and FCN-8s"}}
 models = {title: load_model(RUNS / name / "best.pt", device="cpu") for title, name in VARIANTS.items()}
 
 
@@ -394,7 +394,7 @@ plt.show()
 # A single score hides the frames a model gets wrong. Score every validation frame on its own with
 # `PerImageJaccard`, sort by FCN-8s's polyp Jaccard and look at the worst three:
 
-# %%
+# %% mystnb={"image": {"alt": "The three validation frames on which FCN-8s scores lowest, with their true masks and the predictions"}}
 per_image = PerImageJaccard(n_classes=2, ignore_index=255)
 for image, mask in frames:
     per_image.update(segment("FCN-8s", image), mask)
@@ -405,7 +405,7 @@ fig = show_predictions([frames[i][0] for i in worst], [frames[i][1] for i in wor
 plt.show()
 print("polyp Jaccard of these frames:", [round(float(polyp_jaccard[i]), 3) for i in worst])
 
-# %%
+# %% mystnb={"image": {"alt": "Histogram of FCN-8s's polyp Jaccard on each validation frame"}}
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.hist(polyp_jaccard.numpy(), bins=20, range=(0, 1), color="#2a9d8f")
 ax.set_xlabel("polyp Jaccard of one validation frame (FCN-8s)")
@@ -437,7 +437,7 @@ from fcn_tutorial.threshold import plot_sweep, sweep_dataset
 
 Code(inspect.getsource(scoring.decide), language="python")
 
-# %%
+# %% mystnb={"image": {"alt": "Validation polyp Jaccard against the decision threshold, over the whole split and per image, with 0.5 and the best threshold marked"}}
 model, config = models["FCN-8s"]
 sweep = sweep_dataset(model, validation, "cpu", input_size=config.resize, normalize=config.normalize,
                       progress=False).report()
@@ -479,7 +479,7 @@ plt.show()
 # what it measured into one JSON file per seed in the book's `results/` folder. This page reads those files
 # instead of training again:
 
-# %%
+# %% mystnb={"image": {"alt": "Loss and validation Jaccard curves of the 30-minute CPU recipe over 100 epochs, seed 0"}}
 from fcn_tutorial.data.download import download_file
 
 RESULTS, SEEDS = Path("results") / "cpu-30min", (0, 1, 2)
