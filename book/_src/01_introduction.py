@@ -130,7 +130,8 @@ if data.synthetic:
     display(Markdown(f"**Note:** the real polyp frames were not found, so this chapter uses the "
                      f"synthetic set instead ({data.reason})."))
 print("data set:", data.name)
-print("frames in the training, validation and test splits:", len(data.train), len(data.val), len(data.test))
+print("frames in the training, validation and test splits:",
+      len(data.train), len(data.val), len(data.test))
 
 # %% [markdown]
 # A data set item is a pair: the image, a `float32` tensor of shape `3 x H x W` with values in
@@ -149,7 +150,8 @@ print("mask: ", tuple(mask.shape), mask.dtype)
 # NBVAL_CHECK_OUTPUT
 print("image: 3 channels of float32:", image.shape[0] == 3 and image.dtype == torch.float32,
       f"| values in [{image.min():.0f}, {image.max():.0f}]")
-print("mask: int64 with the image's height and width:", mask.dtype == torch.int64 and mask.shape == image.shape[1:])
+print("mask: int64 with the image's height and width:",
+      mask.dtype == torch.int64 and mask.shape == image.shape[1:])
 
 # %% [markdown]
 # There are only two classes: background and polyp. A third value, `VOID`, marks pixels that no

@@ -168,7 +168,8 @@ with torch.no_grad():
     features = torch.rand(1, 64, 7, 7)
     same = torch.allclose(dense(features.flatten(1)), as_conv(features).flatten(1), atol=1e-5)
     print("same scores on a 7x7 map:", same)
-    print("on a 10x12 map the convolution gives a map of scores:", tuple(as_conv(torch.rand(1, 64, 10, 12)).shape))
+    print("on a 10x12 map the convolution gives a map of scores:",
+          tuple(as_conv(torch.rand(1, 64, 10, 12)).shape))
 
 # %% [markdown]
 # On the map size it was trained for, the converted layer gives the same scores; on a larger map it
@@ -236,7 +237,8 @@ def round_trip(mask: torch.Tensor, factor: int, mode: str = "bilinear") -> torch
 
 # %%
 for factor in [2, 4, 8, 16, 32]:
-    print(f"1/{factor:<2d}: Jaccard after the round trip {jaccard(round_trip(mask, factor), mask == 1):.3f}")
+    score = jaccard(round_trip(mask, factor), mask == 1)
+    print(f"1/{factor:<2d}: Jaccard after the round trip {score:.3f}")
 
 # %% [markdown]
 # Even with a perfect coarse map, a network that predicts at 1/32 and upsamples loses a few percent
@@ -296,7 +298,8 @@ upsampled = {
     "transposed conv": F.conv_transpose2d(coarse, bilinear_kernel(1, 1, 64), stride=32, padding=16),
 }
 for name, result in upsampled.items():
-    print(f"{name:16s} {tuple(result.shape[-2:])}  Jaccard {jaccard(result[0, 0] >= 0.5, mask == 1):.3f}")
+    score = jaccard(result[0, 0] >= 0.5, mask == 1)
+    print(f"{name:16s} {tuple(result.shape[-2:])}  Jaccard {score:.3f}")
 
 # %% mystnb={"image": {"alt": "A coarse 1/32 polyp map and the same map upsampled to full size three ways, with the true outline in red: nearest neighbour gives blocks, bilinear interpolation and the bilinear transposed convolution the same smooth blob"}}
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.4), dpi=100)
@@ -340,7 +343,8 @@ plt.close(fig)
 
 # %%
 def simulated_scores(polyp: torch.Tensor, generator: torch.Generator, noise: float = 1.5):
-    """Polyp scores at 1/8 of the frame (positive = polyp): coarse (from 1/32) and fine (sharp, noisy)."""
+    """Polyp scores at 1/8 of the frame (positive = polyp): coarse (from 1/32) and fine (sharp,
+    noisy)."""
     fine = F.avg_pool2d(polyp, 8)
     coarse = F.interpolate(F.avg_pool2d(polyp, 32), size=fine.shape[-2:], mode="bilinear")
     return 4 * (coarse - 0.5), 4 * (fine - 0.5) + noise * torch.randn(fine.shape, generator=generator)
@@ -444,7 +448,8 @@ with torch.no_grad():
         bias[1] += 1  # class 1: polyp
         change = (segmenter(probe) - before)[0, :, 32:-32, 32:-32]  # 32 pixels from the border
         bias.copy_(saved)
-        print(f"polyp bias of {name:11s} +1: final polyp scores {change[1].min():+.3f} to {change[1].max():+.3f}, "
+        print(f"polyp bias of {name:11s} +1: final polyp scores "
+              f"{change[1].min():+.3f} to {change[1].max():+.3f}, "
               f"background scores changed by {change[0].abs().max():.3f}")
 
 # %% [markdown]

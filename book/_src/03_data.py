@@ -191,7 +191,8 @@ grey_level = torch.tensor([0, 255])  # of background and polyp
 for index in range(12):
     frame, frame_mask = data.val[index]
     polyp = (frame_mask == 1).float()[None, None]
-    grown, shrunk = F.max_pool2d(polyp, 5, stride=1, padding=2), -F.max_pool2d(-polyp, 5, stride=1, padding=2)
+    grown = F.max_pool2d(polyp, 5, stride=1, padding=2)
+    shrunk = -F.max_pool2d(-polyp, 5, stride=1, padding=2)
     undecided = (grown != shrunk)[0, 0] | (frame_mask == VOID)  # a 5-pixel band along the outline
     grey = torch.where(undecided, 128, grey_level[frame_mask.clamp(max=1)])
     to_pil_image(frame).save(f"my-polyps/images/frame{index:02d}.jpg", quality=95)
@@ -205,7 +206,8 @@ from fcn_tutorial.data import SegmentationFolder
 mine = SegmentationFolder("my-polyps", value_to_class={0: 0, 255: 1, 128: VOID})
 frame, frame_mask = mine[0]
 print(len(mine), "pairs, classes", mine.class_names)
-print("first pair: 3-channel image of its mask's size:", frame.shape[0] == 3 and frame.shape[1:] == frame_mask.shape,
+print("first pair: 3-channel image of its mask's size:",
+      frame.shape[0] == 3 and frame.shape[1:] == frame_mask.shape,
       "| labels", frame_mask.unique().tolist())
 
 # %% [markdown]
@@ -404,7 +406,8 @@ print("in every view, at least 97% of the pixels have the label of their colour:
 from fcn_tutorial.data import make_loaders
 
 augmented = load_polyp_data(train_transform=preset, eval_transform=eval_transforms(resize=128))
-loaders = make_loaders(augmented.train, augmented.val, augmented.test, batch_size=4, num_workers=0, seed=0)
+loaders = make_loaders(augmented.train, augmented.val, augmented.test,
+                       batch_size=4, num_workers=0, seed=0)
 images, masks = next(iter(loaders.train))
 print("training batch:  ", tuple(images.shape), images.dtype, "|", tuple(masks.shape), masks.dtype)
 images, masks = next(iter(loaders.val))

@@ -61,11 +61,13 @@ from fcn_tutorial.data import load_polyp_data
 
 data = load_polyp_data()
 if data.synthetic:
-    display(Markdown(f"**Note: synthetic frames.** The real polyp data is not available here ({data.reason})."))
+    display(Markdown(f"**Note: synthetic frames.** The real polyp data is not available here "
+                     f"({data.reason})."))
 image, mask = data.val[0]
 frame = F.interpolate(image[None], size=(288, 384), mode="bilinear", antialias=True)[0].clamp(0, 1)
 polyp = F.interpolate((mask == 1).float()[None, None], size=(288, 384), mode="nearest")[0, 0]
-print(f"{data.name}: frame {data.val.names[0]}, {tuple(image.shape[-2:])} resized to {tuple(frame.shape[-2:])}")
+print(f"{data.name}: frame {data.val.names[0]}, {tuple(image.shape[-2:])} "
+      f"resized to {tuple(frame.shape[-2:])}")
 
 # %% [markdown]
 # Two tools do most of the work in this chapter. `summary(model, input_size)` lists every layer with the shape
@@ -125,7 +127,8 @@ print(summary(fcn32s, (288, 384)))
 def print_head(model, input_size):
     """The rows of summary() that belong to the head (and the three backbone maps it reads)."""
     for row in summary(model, input_size):
-        if not row.name.startswith("backbone.") or row.name in ("backbone.pool3", "backbone.pool4", "backbone.fc7"):
+        read_by_the_head = ("backbone.pool3", "backbone.pool4", "backbone.fc7")
+        if not row.name.startswith("backbone.") or row.name in read_by_the_head:
             shape = " x ".join(map(str, row.output_shape[1:]))
             print(f"{row.name:22} {row.type:16} {shape}")
 
@@ -218,7 +221,8 @@ with torch.no_grad():
 from matplotlib.patches import Rectangle
 
 fig, ax = plt.subplots(figsize=(5, 4))
-ax.add_patch(Rectangle((0, 0), 384 + 200, 288 + 200, color="#cccccc", label="padding of conv1_1 (100 px)"))
+ax.add_patch(Rectangle((0, 0), 384 + 200, 288 + 200, color="#cccccc",
+                       label="padding of conv1_1 (100 px)"))
 ax.imshow(frame.permute(1, 2, 0), extent=(100, 484, 388, 100), zorder=2)
 ax.add_patch(Rectangle((100, 100), 384, 288, fill=False, edgecolor="black", linestyle="--", linewidth=2,
                        label="what the final crop keeps", zorder=3))
@@ -226,7 +230,8 @@ ax.set_xlim(0, 584)
 ax.set_ylim(488, 0)
 ax.set_aspect("equal")
 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05), ncol=1, frameon=False, fontsize=9)
-ax.set_title("conv1_1 reads a 488 x 584 canvas\n(its output, and its successors', 486 x 582)", fontsize=10)
+ax.set_title("conv1_1 reads a 488 x 584 canvas\n(its output, and its successors', 486 x 582)",
+             fontsize=10)
 plt.tight_layout()
 plt.show()
 
@@ -247,10 +252,12 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 with torch.device("meta"):
-    presets = {preset: build_model("fcn8s", 2, preset=preset) for preset in ["paper", "original", "compact"]}
+    presets = {preset: build_model("fcn8s", 2, preset=preset)
+               for preset in ["paper", "original", "compact"]}
 for preset, model in presets.items():
     for size in [(224, 224), (288, 384), (500, 574)]:
-        offsets = ", ".join(f"{name} {top},{left}" for name, (top, left) in crop_offsets(model, size).items())
+        offsets = ", ".join(f"{name} {top},{left}"
+                            for name, (top, left) in crop_offsets(model, size).items())
         print(f"{preset:9} {size[0]:3} x {size[1]:3}: {offsets}")
 
 # %% [markdown]
@@ -311,7 +318,8 @@ strides = {"score_pool4": 16, "score_pool3": 8, "final": 1}
 for size in [(224, 224), (500, 574)]:
     print(f"original FCN-8s on {size[0]} x {size[1]}:")
     for name, (top, left) in crop_offsets(presets["original"], size).items():
-        rows, columns = (top - geometric[name][0]) * strides[name], (left - geometric[name][1]) * strides[name]
+        rows = (top - geometric[name][0]) * strides[name]
+        columns = (left - geometric[name][1]) * strides[name]
         print(f"  {name:12} centre crop at {top:2}, {left:2}: "
               f"off by {rows:+3d} rows, {columns:+3d} columns of the frame")
 
@@ -395,12 +403,14 @@ from fcn_tutorial.data import load_polyp_data
 
 data = load_polyp_data()
 if data.synthetic:
-    display(Markdown(f"**Note: synthetic frames.** The real polyp data is not available here ({data.reason})."))
+    display(Markdown(f"**Note: synthetic frames.** The real polyp data is not available here "
+                     f"({data.reason})."))
 image, mask = data.val[0]
 polyp = (mask == 1).float()[None, None]                       # 1 x 1 x H x W
 coarse = F.avg_pool2d(polyp, kernel_size=8)                   # the 1/8 grid of a stride-8 score map
 upsampled = F.conv_transpose2d(coarse, bilinear_kernel(1, 1, 16), stride=8, padding=4)
-print(f"mask {tuple(polyp.shape[-2:])} -> coarse {tuple(coarse.shape[-2:])} -> upsampled {tuple(upsampled.shape[-2:])}")
+print(f"mask {tuple(polyp.shape[-2:])} -> coarse {tuple(coarse.shape[-2:])} "
+      f"-> upsampled {tuple(upsampled.shape[-2:])}")
 
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
 panels = [(image.permute(1, 2, 0), "frame"), (polyp[0, 0], "polyp mask"), (coarse[0, 0], "1/8 grid"),
@@ -435,8 +445,8 @@ for preset in ["paper", "original", "compact"]:
     for name in ["upscore2", "upscore_pool4", "upscore8"]:
         layer = getattr(model, name)
         starts_bilinear = torch.equal(layer.weight, bilinear_kernel(2, 2, layer.kernel_size[0]))
-        print(f"{preset:9} {name:14} starts bilinear {starts_bilinear!s:5}  bias {layer.bias is not None!s:5}  "
-              f"trained {layer.weight.requires_grad}")
+        print(f"{preset:9} {name:14} starts bilinear {starts_bilinear!s:5}  "
+              f"bias {layer.bias is not None!s:5}  trained {layer.weight.requires_grad}")
 
 # %% [markdown]
 # `paper` and `compact` start as bilinear interpolation without a bias and learn from there, which is what the
@@ -478,7 +488,8 @@ for preset, width in [("paper", 1.0), ("original", 1.0), ("compact", 1.0), ("com
         model = build_model("fcn8s", n_classes=2, preset=preset, width=width)
     label = preset if width == 1.0 else f"{preset}, width {width:g}"
     costs[label] = [count_flops(model, size) / 1e9 for size in [(224, 224), (288, 384)]]
-    print(f"FCN-8s {label:20} {costs[label][0]:7.1f} GFLOPs at 224 x 224, {costs[label][1]:7.1f} at 288 x 384")
+    print(f"FCN-8s {label:20} {costs[label][0]:7.1f} GFLOPs at 224 x 224, "
+          f"{costs[label][1]:7.1f} at 288 x 384")
 
 # %% mystnb={"image": {"alt": "Bar chart of the GFLOPs of one FCN-8s forward pass for the paper, original and compact presets and the compact preset at width 0.25, at 224 x 224 and 288 x 384 pixels"}}
 fig, ax = plt.subplots(figsize=(8, 3))

@@ -201,7 +201,8 @@ for name, guess in [("A", model_a), ("B", model_b)]:
     per_image.update(guess, truth)
     jaccards = per_image.compute()[:, 1]                # polyp Jaccard of each image
     dices = 2 * jaccards / (1 + jaccards)               # and its Dice
-    print(f"model {name}  pooled: Jaccard {pooled.compute().jaccard[1]:.3f}, Dice {pooled.compute().dice[1]:.3f}"
+    whole = pooled.compute()
+    print(f"model {name}  pooled: Jaccard {whole.jaccard[1]:.3f}, Dice {whole.dice[1]:.3f}"
           f"  |  per image: Jaccard {jaccards[0]:.2f}, {jaccards[1]:.2f} (mean {jaccards.mean():.3f}),"
           f" Dice {dices[0]:.3f}, {dices[1]:.3f} (mean {dices.mean():.3f})")
 
@@ -226,8 +227,9 @@ from fcn_tutorial.data import load_polyp_data
 data = load_polyp_data()
 validation = data.val
 if data.synthetic:
-    display(Markdown(f"**Note: synthetic frames.** The real polyp data is not available here ({data.reason}), "
-                     "so this chapter uses the package's synthetic polyps; the numbers differ from the text."))
+    display(Markdown(f"**Note: synthetic frames.** The real polyp data is not available here "
+                     f"({data.reason}), so this chapter uses the package's synthetic polyps; the "
+                     "numbers differ from the text."))
 print(f"{data.name}: {len(validation)} validation frames")
 
 # %%
@@ -268,7 +270,8 @@ for ax, index in zip(axes, smallest):
     image, mask = validation[index]
     ax.imshow(image.permute(1, 2, 0))
     ax.contour(mask == 1, levels=[0.5], colors="yellow", linewidths=1.5)
-    ax.set_title(f"polyp share {polyp_share[index]:.3f}\nall-background accuracy {1 - polyp_share[index]:.3f}")
+    ax.set_title(f"polyp share {polyp_share[index]:.3f}\n"
+                 f"all-background accuracy {1 - polyp_share[index]:.3f}")
     ax.set_axis_off()
 plt.tight_layout()
 plt.show()
@@ -302,7 +305,8 @@ for mask, share in zip(masks, polyp_share):
         simulated.append(torch.zeros_like(mask))
         continue
     angle = 2 * math.pi * torch.rand(1, generator=generator).item()
-    shift = (round(10 * math.sin(angle)), round(10 * math.cos(angle)))   # 10 px of a half-size mask: 20 px
+    # 10 px of a half-size mask: 20 px at full size
+    shift = (round(10 * math.sin(angle)), round(10 * math.cos(angle)))
     simulated.append((torch.roll(mask, shifts=shift, dims=(0, 1)) == 1).long())   # labels 0/1 only
 
 whole_split = ConfusionMatrix(n_classes=2, ignore_index=255)
@@ -324,7 +328,8 @@ print(f"polyp Jaccard, median over images:     {per_image_polyp.median():.3f}")
 fig, (ax_hist, ax_size) = plt.subplots(1, 2, figsize=(10, 3.4))
 ax_hist.hist(per_image_polyp, bins=20, range=(0, 1), color="#2a9d8f")
 ax_hist.axvline(pooled, color="black", linestyle="--", label=f"whole split {pooled:.2f}")
-ax_hist.axvline(per_image_polyp.mean(), color="#e76f51", label=f"mean per image {per_image_polyp.mean():.2f}")
+ax_hist.axvline(per_image_polyp.mean(), color="#e76f51",
+                label=f"mean per image {per_image_polyp.mean():.2f}")
 ax_hist.set_xlabel("polyp Jaccard of one image")
 ax_hist.set_ylabel("images")
 ax_hist.yaxis.get_major_locator().set_params(integer=True)  # whole numbers of images

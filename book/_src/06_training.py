@@ -131,8 +131,9 @@ Code(inspect.getsource(scoring.evaluate), language="python")
 # %%
 # NBVAL_CHECK_OUTPUT
 recipe = TrainConfig.for_recipe("original", data="polyps912", out="runs/original")
-for option in ["model", "preset", "width", "pretrained_backbone", "optimizer", "lr", "weight_decay", "batch_size",
-               "eval_batch_size", "crop_size", "hflip", "normalize", "epochs", "patience", "monitor", "amp"]:
+for option in ["model", "preset", "width", "pretrained_backbone", "optimizer", "lr", "weight_decay",
+               "batch_size", "eval_batch_size", "crop_size", "hflip", "normalize", "epochs", "patience",
+               "monitor", "amp"]:
     print(f"{option:20} {getattr(recipe, option)}")
 
 # %% [markdown]
@@ -178,7 +179,8 @@ for option in ["model", "preset", "width", "pretrained_backbone", "optimizer", "
 
 # %%
 # NBVAL_CHECK_OUTPUT
-cases = [("cuda", "auto", True, "an Ampere or newer GPU"), ("cuda", "auto", False, "an older GPU (T4, V100)"),
+cases = [("cuda", "auto", True, "an Ampere or newer GPU"),
+         ("cuda", "auto", False, "an older GPU (T4, V100)"),
          ("cpu", "auto", True, "a CPU with native bf16"), ("cpu", "auto", False, "an older CPU"),
          ("cuda", "none", True, "amp switched off")]
 for device_type, amp, bf16, machine in cases:
@@ -224,10 +226,11 @@ Code(inspect.getsource(staged.init_from_coarser), language="python")
 # %%
 data = load_polyp_data()
 if data.synthetic:
-    display(Markdown(f"**Note: synthetic frames.** The real polyp data is not available here ({data.reason}), "
-                     "so the networks below train on the package's synthetic polyps."))
+    display(Markdown(f"**Note: synthetic frames.** The real polyp data is not available here "
+                     f"({data.reason}), so the networks below train on the package's synthetic polyps."))
 validation = data.val
-print(f"{data.name}: {len(data.train)} training, {len(validation)} validation, {len(data.test)} test frames")
+print(f"{data.name}: {len(data.train)} training, {len(validation)} validation, "
+      f"{len(data.test)} test frames")
 
 # %% [markdown]
 # Next the settings. A profile is a set of `TrainConfig` values; `profile.stage_config(...)` adds each stage's
@@ -244,7 +247,8 @@ VARIANTS = {"FCN-32s": "fcn32s", "FCN-16s": "fcn16s", "FCN-8s": "fcn8s"}
 def stage_config(name: str, coarser: str | None) -> TrainConfig:
     """The TrainConfig of one stage: the profile's values, this variant's, and the run it starts from."""
     init_from = str(RUNS / coarser / "best.pt") if coarser else None
-    return profile.stage_config(name, data=data.name, out=str(RUNS / name), init_from=init_from, progress=False)
+    return profile.stage_config(name, data=data.name, out=str(RUNS / name), init_from=init_from,
+                                progress=False)
 
 
 configs, coarser = {}, None
@@ -269,12 +273,14 @@ import time
 for title, config in configs.items():
     out = Path(config.out)
     if (out / "val.json").exists():
-        print(f"{title}: found a finished run in {out}, not training again (delete the folder to retrain).")
+        print(f"{title}: found a finished run in {out}, not training again "
+              "(delete the folder to retrain).")
         continue
     resume = (out / "last.pt").exists()
     started = time.perf_counter()
     train(config, resume=resume)
-    print(f"{title}: {'resumed and finished' if resume else 'trained'} in {time.perf_counter() - started:.0f} s "
+    seconds = time.perf_counter() - started
+    print(f"{title}: {'resumed and finished' if resume else 'trained'} in {seconds:.0f} s "
           f"({profile.name} profile on {profile.device})")
 
 # %% [markdown]
@@ -302,8 +308,8 @@ for (title, name), colour in zip(VARIANTS.items(), ["tab:blue", "tab:orange", "t
     epochs = [offset + row["epoch"] for row in history]
     axes[0].plot(epochs, [row["train_loss"] for row in history], color=colour, label=title)
     axes[0].plot(epochs, [row["val_loss"] for row in history], "--", color=colour)
-    axes[1].plot(epochs, [row["val_jaccard_1"] for row in history], marker="o", markersize=3, color=colour,
-                 label=title)
+    axes[1].plot(epochs, [row["val_jaccard_1"] for row in history], marker="o", markersize=3,
+                 color=colour, label=title)
     offset = epochs[-1]
 axes[0].plot([], [], "k-", label="training (CE + Dice)")
 axes[0].plot([], [], "k--", label="validation (CE)")
@@ -336,9 +342,10 @@ baseline = baseline.compute()
 
 results = {title: json.loads((RUNS / name / "val.json").read_text()) for title, name in VARIANTS.items()}
 print(f"{len(validation)} validation frames at full size, {profile.name} profile on {profile.device}")
-print(f"{'':15} {'accuracy':>9} {'J background':>13} {'J polyp':>8} {'mean J':>7} {'J polyp per image':>18}")
-print(f"{'all background':15} {baseline.pixel_accuracy:9.3f} {baseline.jaccard[0]:13.3f} {baseline.jaccard[1]:8.3f} "
-      f"{baseline.mean_jaccard:7.3f}")
+print(f"{'':15} {'accuracy':>9} {'J background':>13} {'J polyp':>8} {'mean J':>7} "
+      f"{'J polyp per image':>18}")
+print(f"{'all background':15} {baseline.pixel_accuracy:9.3f} {baseline.jaccard[0]:13.3f} "
+      f"{baseline.jaccard[1]:8.3f} {baseline.mean_jaccard:7.3f}")
 for title, r in results.items():
     print(f"{title:15} {r['pixel_accuracy']:9.3f} {r['jaccard'][0]:13.3f} {r['jaccard'][1]:8.3f} "
           f"{r['mean_jaccard']:7.3f} {r['per_image_jaccard'][1]:18.3f}")
@@ -443,8 +450,8 @@ sweep = sweep_dataset(model, validation, "cpu", input_size=config.resize, normal
                       progress=False).report()
 at_half = sweep["jaccard"][sweep["thresholds"].index(0.5)]
 at_best = sweep["jaccard"][sweep["thresholds"].index(sweep["best"])]
-print(f"FCN-8s, validation polyp Jaccard: {at_half:.3f} at 0.5 (the argmax), {at_best:.3f} at {sweep['best']}, "
-      "the threshold validation prefers")
+print(f"FCN-8s, validation polyp Jaccard: {at_half:.3f} at 0.5 (the argmax), "
+      f"{at_best:.3f} at {sweep['best']}, the threshold validation prefers")
 fig = plot_sweep(sweep, title=f"FCN-8s ({profile.name} profile), {len(validation)} validation frames")
 plt.show()
 
@@ -483,31 +490,39 @@ plt.show()
 from fcn_tutorial.data.download import download_file
 
 RESULTS, SEEDS = Path("results") / "cpu-30min", (0, 1, 2)
-for seed in SEEDS:  # opened without the repository (on Colab): fetch the files from the book's repository
+for seed in SEEDS:  # opened without the repository (on Colab): fetch them from the book's repository
     if not (RESULTS / f"seed{seed}.json").is_file():
-        download_file(f"{BOOK_FILES}/results/cpu-30min/seed{seed}.json", RESULTS / f"seed{seed}.json", progress=False)
-quality = {seed: json.loads((RESULTS / f"seed{seed}.json").read_text(encoding="utf-8")) for seed in SEEDS}
-print("fcn-tutorial train", quality[0]["recipe"].replace("--no-progress", "--seed 0 --out runs/kvasir-cpu"))
+        download_file(f"{BOOK_FILES}/results/cpu-30min/seed{seed}.json", RESULTS / f"seed{seed}.json",
+                      progress=False)
+quality = {seed: json.loads((RESULTS / f"seed{seed}.json").read_text(encoding="utf-8"))
+           for seed in SEEDS}
+cpu_recipe = quality[0]["recipe"]
+print("fcn-tutorial train", cpu_recipe.replace("--no-progress", "--seed 0 --out runs/kvasir-cpu"))
 print("fcn-tutorial threshold runs/kvasir-cpu/best.pt --split val --tta")
-print(f"fcn-tutorial evaluate runs/kvasir-cpu/best.pt --split test --tta --threshold {quality[0]['threshold']}")
+print("fcn-tutorial evaluate runs/kvasir-cpu/best.pt --split test --tta --threshold",
+      quality[0]["threshold"])
 print("on:", quality[0]["machine"]["cpu"], f"({quality[0]['machine']['cores']} cores)")
-fig = plot_history(quality[0]["history"], title="FCN-8s, compact, width 0.25: the 30-minute CPU recipe, seed 0")
+fig = plot_history(quality[0]["history"],
+                   title="FCN-8s, compact, width 0.25: the 30-minute CPU recipe, seed 0")
 fig
 
 # %%
 COLUMNS = [("val", "val", "jaccard"), ("test", "test_tta_threshold", "jaccard"),
            ("per image", "test_tta_threshold", "per_image_jaccard"), ("at 0.5", "test_tta", "jaccard")]
-print(f"{'seed':>4} {'epochs':>6} {'minutes':>7} {'best':>4} {'threshold':>9}   {'val J':>5}   {'test J':>6}"
-      f" {'per image':>9}   {'test J at 0.5':>13}")
+print(f"{'seed':>4} {'epochs':>6} {'minutes':>7} {'best':>4} {'threshold':>9}   {'val J':>5}"
+      f"   {'test J':>6} {'per image':>9}   {'test J at 0.5':>13}")
 for seed, q in quality.items():
     row = [q["scores"][split][metric][1] for _, split, metric in COLUMNS]
-    print(f"{seed:4} {q['epochs_done']:6} {q['recipe_s'] / 60:7.1f} {q['best_epoch']:4} {q['threshold']:9.2f}"
-          f"   {row[0]:5.3f}   {row[1]:6.3f} {row[2]:9.3f}   {row[3]:13.3f}")
-mean = [sum(q["scores"][split][metric][1] for q in quality.values()) / len(quality) for _, split, metric in COLUMNS]
-print(f"{'mean':>4} {'':6} {'':7} {'':4} {'':9}   {mean[0]:5.3f}   {mean[1]:6.3f} {mean[2]:9.3f}   {mean[3]:13.3f}")
+    print(f"{seed:4} {q['epochs_done']:6} {q['recipe_s'] / 60:7.1f} {q['best_epoch']:4}"
+          f" {q['threshold']:9.2f}   {row[0]:5.3f}   {row[1]:6.3f} {row[2]:9.3f}   {row[3]:13.3f}")
+mean = [sum(q["scores"][split][metric][1] for q in quality.values()) / len(quality)
+        for _, split, metric in COLUMNS]
+print(f"{'mean':>4} {'':6} {'':7} {'':4} {'':9}   {mean[0]:5.3f}   {mean[1]:6.3f} {mean[2]:9.3f}"
+      f"   {mean[3]:13.3f}")
 gains = [q["scores"]["test_tta_threshold"]["jaccard"][1] - q["scores"]["test_tta"]["jaccard"][1]
          for q in quality.values()]
-print(f"the threshold chosen on validation changed test polyp J by {min(gains):+.3f} to {max(gains):+.3f}")
+print(f"the threshold chosen on validation changed test polyp J by {min(gains):+.3f} "
+      f"to {max(gains):+.3f}")
 
 # %% [markdown]
 # Each row is one seed: the epochs that fitted, the minutes from reading the frames to the test scores
@@ -561,8 +576,9 @@ from fcn_tutorial.profiles import current_profile as _profile
 full = _profile("full", device="cuda")
 for name in VARIANTS.values():
     config = full.stage_config(name, data="kvasir-seg", out=f"runs/{name}")
-    print(f"{name}: preset {config.preset}, width {config.width:g}, pretrained {config.pretrained_backbone}, "
-          f"normalize {config.normalize}, crop {config.crop_size}, batch {config.batch_size}, "
+    print(f"{name}: preset {config.preset}, width {config.width:g}, "
+          f"pretrained {config.pretrained_backbone}, normalize {config.normalize}, "
+          f"crop {config.crop_size}, batch {config.batch_size}, "
           f"epochs {config.epochs}, patience {config.patience}, lr {config.lr:g}, amp {config.amp}")
 print(full.estimate)
 
@@ -615,9 +631,10 @@ for name in VARIANTS.values():
 import subprocess
 import sys
 
-command = [sys.executable, "-m", "fcn_tutorial", "evaluate", str(RUNS / "fcn8s" / "best.pt"), "--split", "val",
-           "--json", "--no-progress"]
-from_command_line = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+command = [sys.executable, "-m", "fcn_tutorial", "evaluate", str(RUNS / "fcn8s" / "best.pt"),
+           "--split", "val", "--json", "--no-progress"]
+done = subprocess.run(command, capture_output=True, text=True, check=True)
+from_command_line = json.loads(done.stdout)
 print("polyp Jaccard from the command line:", round(from_command_line["jaccard"][1], 6))
 print("polyp Jaccard from val.json:        ", round(results["FCN-8s"]["jaccard"][1], 6))
 
