@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .datasets import _JPEG_SUFFIXES, VOID, declared_mask_values, find_pairs, mask_lookup, read_image, read_mask
+from .datasets import VOID, find_pairs, folder_mask_lookup, mask_lookup, read_image, read_mask
 from .decode import display_path, max_pixels
 from .registry import detect_layout
 
@@ -102,27 +102,15 @@ def check_folder(
     for group, images_dir, masks_dir in _groups(path, layout, n_classes):
         pairs, problems = find_pairs(images_dir, masks_dir)
         report.problems += problems
-        declared = {}
-        if layout != "cvc912" and value_to_class is None and threshold is None:
-            try:  # what the folder's mask_values.json declares, as SegmentationFolder reads it
-                declared = declared_mask_values(images_dir)
+        if layout == "cvc912":
+            lookup = mask_lookup({**{value: value for value in range(n_classes)}, n_classes: VOID})
+        else:
+            try:  # as SegmentationFolder reads the folder, mask_values.json included
+                lookup = folder_mask_lookup(images_dir, [mask for _, _, mask in pairs], value_to_class, threshold)
             except ValueError as error:
                 if str(error) not in report.problems:  # one file above the split folders: said once
                     report.problems.append(str(error))
                 continue
-        group_values = declared.get("value_to_class", value_to_class)
-        group_threshold = declared.get("threshold", threshold)
-        if layout == "cvc912":
-            lookup = mask_lookup({**{value: value for value in range(n_classes)}, n_classes: VOID})
-        elif (
-            group_threshold is None
-            and group_values is None
-            and pairs
-            and all(mask.suffix.lower() in _JPEG_SUFFIXES for _, _, mask in pairs)
-        ):
-            lookup = mask_lookup(threshold=128)
-        else:
-            lookup = mask_lookup(group_values, group_threshold)
         good = 0
         for _, image_path, mask_path in tqdm(
             pairs, desc=f"checking {group}", unit="pair", disable=None if progress is None else not progress

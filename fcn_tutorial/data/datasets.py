@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +160,25 @@ def mask_lookup(value_to_class: Mapping[int, int] | None = None, threshold: int 
             raise ValueError(f"mask values are 8-bit (0..255); cannot map {value}")
         table[int(value)] = int(label)
     return table
+
+
+def folder_mask_lookup(
+    images_dir: str | os.PathLike,
+    mask_paths: Sequence[Path],
+    value_to_class: Mapping[int, int] | None = None,
+    threshold: int | None = None,
+) -> torch.Tensor:
+    """The :func:`mask_lookup` that a folder's masks are read with, by the first rule that applies:
+    the ``value_to_class`` or ``threshold`` given; the folder's ``mask_values.json``
+    (:func:`declared_mask_values`); a threshold of 128 when every mask is a JPEG file (compression blurs 0
+    and 255 into nearby values); else ``{0: 0, 255: 1}``. :class:`SegmentationFolder` and
+    :func:`~fcn_tutorial.data.check_folder` both read folders this way."""
+    if value_to_class is None and threshold is None:
+        declared = declared_mask_values(images_dir)
+        value_to_class, threshold = declared.get("value_to_class"), declared.get("threshold")
+    if value_to_class is None and threshold is None and all(p.suffix.lower() in _JPEG_SUFFIXES for p in mask_paths):
+        threshold = 128
+    return mask_lookup(value_to_class, threshold)
 
 
 def read_mask(
@@ -388,19 +407,11 @@ class SegmentationFolder(SegmentationPairs):
         if split is not None:
             split = canonical_split(split)
             pairs = [pair for pair in pairs if hash_split(pair[0]) == split]
-        if threshold is None and value_to_class is None:  # the folder may say what its mask values mean
-            declared = declared_mask_values(images_dir)
-            value_to_class, threshold = declared.get("value_to_class"), declared.get("threshold")
-        if (
-            threshold is None
-            and value_to_class is None
-            and all(mask.suffix.lower() in _JPEG_SUFFIXES for _, _, mask in pairs)
-        ):
-            threshold = 128
+        lookup = folder_mask_lookup(images_dir, [mask for _, _, mask in pairs], value_to_class, threshold)
         self.images_dir, self.masks_dir, self.split = images_dir, masks_dir, split
         super().__init__(
             pairs,
-            lookup=mask_lookup(value_to_class, threshold),
+            lookup=lookup,
             transform=transform,
             class_names=class_names or _class_names(n_classes),
             root=images_dir.parent,
