@@ -484,7 +484,8 @@ plt.show()
 #
 # `benchmarks/quality.py` ran this recipe with several seeds, on the 2-core CPU that built this book, and wrote
 # what it measured into one JSON file per seed in the book's `results/` folder. This page reads those files
-# instead of training again:
+# instead of training again, and writes seed 0's command back from the settings stored with it
+# (`train_command` leaves out the options at their defaults, such as `--seed 0`):
 
 # %% mystnb={"image": {"alt": "Loss and validation Jaccard curves of the 30-minute CPU recipe over 100 epochs, seed 0"}}
 from fcn_tutorial.data.download import download_file
@@ -496,8 +497,9 @@ for seed in SEEDS:  # opened without the repository (on Colab): fetch them from 
                       progress=False)
 quality = {seed: json.loads((RESULTS / f"seed{seed}.json").read_text(encoding="utf-8"))
            for seed in SEEDS}
-cpu_recipe = quality[0]["recipe"]
-print("fcn-tutorial train", cpu_recipe.replace("--no-progress", "--seed 0 --out runs/kvasir-cpu"))
+from fcn_tutorial.config import train_command
+
+print(train_command(TrainConfig(**{**quality[0]["settings"], "out": "runs/kvasir-cpu"}), width=78))
 print("fcn-tutorial threshold runs/kvasir-cpu/best.pt --split val --tta")
 print("fcn-tutorial evaluate runs/kvasir-cpu/best.pt --split test --tta --threshold",
       quality[0]["threshold"])
