@@ -331,9 +331,11 @@ def test_chapter_6_fetches_its_results_from_the_repository_when_opened_alone(tmp
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.chdir(tmp_path)  # no results/ here
+    from fcn_tutorial.config import TrainConfig
     from fcn_tutorial.history import plot_history
 
-    namespace = {"Path": Path, "json": json, "plot_history": plot_history}
+    # what the chapter imported before this cell
+    namespace = {"Path": Path, "json": json, "plot_history": plot_history, "TrainConfig": TrainConfig}
     namespace["BOOK_FILES"] = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         exec(compile(cell.source, "chapter 6", "exec"), namespace)
