@@ -145,6 +145,40 @@ def checkpoint_report(
     }
 
 
+def prepare_scoring(
+    checkpoint: str | Path,
+    data: str | None,
+    split: str,
+    *,
+    device: str,
+    amp: str,
+    channels_last: bool,
+    threshold: float | None,
+    purpose: str,
+) -> tuple[nn.Module, TrainConfig, Any, str, torch.device, torch.dtype | None]:
+    """What ``evaluate`` and ``threshold`` both need before their pass over a split: the network of
+    ``checkpoint`` (on ``device``, channels-last if asked), its config, the dataset of ``split`` of ``data``
+    (default: the run's own; ``"all"``: every pair of a folder), the data's name, the device and the
+    autocast dtype of ``amp``. ``threshold`` is checked against the network's classes; an empty split is a
+    ``ValueError`` that says there is ``purpose`` missing."""
+    from .data import registry
+
+    target_device = resolve_device(device)
+    model, config = load_model(checkpoint, target_device)
+    check_threshold(threshold, config.n_classes)
+    data = data or config.data
+    if split == "all":
+        dataset = all_pairs(data, config.n_classes)
+    else:
+        dataset = registry.get_dataset(data, split, n_classes=config.n_classes)
+    if len(dataset) == 0:
+        raise ValueError(f"the {split} split of {data} holds no frames: {purpose}")
+    amp_dtype, _ = precision_plan(target_device.type, amp)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, config, dataset, str(data), target_device, amp_dtype
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data: str | None = None,
@@ -170,22 +204,17 @@ def evaluate_checkpoint(
     ``tta``: score the flip-averaged probabilities (:func:`~fcn_tutorial.scoring.flip_averaged_logits`).
     ``threshold``: call a pixel polyp above this probability (:func:`~fcn_tutorial.scoring.decide`).
     """
-    from .data import registry
-
-    target_device = resolve_device(device)
-    model, config = load_model(checkpoint, target_device)
-    check_threshold(threshold, config.n_classes)
-    data = data or config.data
-    if split == "all":
-        dataset = all_pairs(data, config.n_classes)
-    else:
-        dataset = registry.get_dataset(data, split, n_classes=config.n_classes)
-    if len(dataset) == 0:
-        raise ValueError(f"the {split} split of {data} holds no frames: nothing to score")
+    model, config, dataset, data, target_device, amp_dtype = prepare_scoring(
+        checkpoint,
+        data,
+        split,
+        device=device,
+        amp=amp,
+        channels_last=channels_last,
+        threshold=threshold,
+        purpose="nothing to score",
+    )
     size = _input_size(resize, config)
-    amp_dtype, _ = precision_plan(target_device.type, amp)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     scores = score_dataset(
         model,
         dataset,

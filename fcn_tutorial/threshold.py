@@ -215,25 +215,19 @@ def checkpoint_sweep(
     :func:`~fcn_tutorial.evaluate.evaluate_checkpoint` (default: fp32 at the run's input size): choose the
     threshold with the settings you will score with.
     """
-    from .data import registry
-    from .device import resolve_device
-    from .evaluate import _input_size, all_pairs, load_model
-    from .precision import precision_plan
+    from .evaluate import _input_size, prepare_scoring
     from .scoring import default_eval_batch_size
 
-    target_device = resolve_device(device)
-    model, config = load_model(checkpoint, target_device)
-    check_threshold(0.5, config.n_classes)
-    data = data or config.data
-    if split == "all":
-        dataset = all_pairs(data, config.n_classes)
-    else:
-        dataset = registry.get_dataset(data, split, n_classes=config.n_classes)
-    if len(dataset) == 0:
-        raise ValueError(f"the {split} split of {data} holds no frames: no threshold to choose")
-    amp_dtype, _ = precision_plan(target_device.type, amp)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model, config, dataset, data, target_device, amp_dtype = prepare_scoring(
+        checkpoint,
+        data,
+        split,
+        device=device,
+        amp=amp,
+        channels_last=channels_last,
+        threshold=0.5,  # two classes only
+        purpose="no threshold to choose",
+    )
     sweep = sweep_dataset(
         model,
         dataset,
@@ -247,7 +241,7 @@ def checkpoint_sweep(
         thresholds=thresholds,
         progress=progress,
     )
-    return sweep, str(data)
+    return sweep, data
 
 
 def sweep_checkpoint(
